@@ -1,0 +1,4 @@
+pub mod error;
+pub mod format;
+pub mod storage;
+pub mod time;

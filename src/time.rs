@@ -1,0 +1,200 @@
+//! Timestamps: integer nanoseconds since the Unix epoch.
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub, SubAssign};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time: signed nanoseconds since the Unix epoch (UTC).
+///
+/// Integers, not floats: an `f64` of seconds since 1970 has a resolution of about 240 ns today,
+/// which cannot tell apart frames of a fast sensor.
+///
+/// ```
+/// use recfile::Timestamp;
+/// use std::time::Duration;
+/// let t = Timestamp::from_secs_f64(1704067200.25).unwrap();
+/// assert_eq!(t.as_nanos(), 1_704_067_200_250_000_000);
+/// assert_eq!((t + Duration::from_millis(750)).as_secs_f64(), 1704067201.0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+    /// The earliest representable time.
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    /// The latest representable time.
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// From nanoseconds since the epoch.
+    pub const fn from_nanos(nanos: i64) -> Timestamp {
+        Timestamp(nanos)
+    }
+
+    /// From seconds since the epoch as a float. Errors on NaN, infinity or a value out of the i64
+    /// nanosecond range. The fractional part is rounded to the nearest nanosecond, computed apart
+    /// from the whole seconds so that `1704067200.25` gives exactly `...250000000`.
+    pub fn from_secs_f64(secs: f64) -> Result<Timestamp> {
+        if !secs.is_finite() {
+            return Err(Error::InvalidArgument(format!("timestamp {secs} is not a finite number")));
+        }
+        let whole = secs.floor();
+        // Range of i64 nanoseconds is about ±9.22e9 seconds.
+        if !(-9.2e9..=9.2e9).contains(&whole) {
+            return Err(Error::InvalidArgument(format!("timestamp {secs} s is out of range")));
+        }
+        let frac_nanos = ((secs - whole) * 1e9).round() as i64;
+        Ok(Timestamp(whole as i64 * 1_000_000_000 + frac_nanos))
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    /// From a `SystemTime` (saturating outside the representable range).
+    pub fn from_system_time(t: SystemTime) -> Timestamp {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(i64::try_from(e.duration().as_nanos()).map(|n| -n).unwrap_or(i64::MIN)),
+        }
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds since the epoch as a float (whole seconds and fraction added separately, so a
+    /// value that came from [`Timestamp::from_secs_f64`] round-trips).
+    pub fn as_secs_f64(self) -> f64 {
+        let whole = self.0.div_euclid(1_000_000_000);
+        let frac = self.0.rem_euclid(1_000_000_000);
+        whole as f64 + frac as f64 / 1e9
+    }
+
+    /// As a `SystemTime`.
+    pub fn to_system_time(self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(self.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_nanos(self.0.unsigned_abs())
+        }
+    }
+
+    /// The non-negative distance between two timestamps.
+    pub fn abs_diff(self, other: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.abs_diff(other.0))
+    }
+
+    /// `self - earlier` as a Duration, or `None` when `earlier` is later than `self`.
+    pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
+        if self.0 >= earlier.0 {
+            Some(Duration::from_nanos(self.0.abs_diff(earlier.0)))
+        } else {
+            None
+        }
+    }
+
+    /// Adds a duration, saturating at the representable range.
+    pub fn saturating_add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration_nanos(d)))
+    }
+
+    /// Subtracts a duration, saturating at the representable range.
+    pub fn saturating_sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_nanos(d)))
+    }
+}
+
+/// Duration in nanoseconds, saturating at i64::MAX.
+pub(crate) fn duration_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    /// Saturates at [`Timestamp::MAX`] rather than overflowing.
+    fn add(self, d: Duration) -> Timestamp {
+        self.saturating_add(d)
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    /// Saturates at [`Timestamp::MIN`] rather than overflowing.
+    fn sub(self, d: Duration) -> Timestamp {
+        self.saturating_sub(d)
+    }
+}
+
+impl AddAssign<Duration> for Timestamp {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl SubAssign<Duration> for Timestamp {
+    fn sub_assign(&mut self, d: Duration) {
+        *self = *self - d;
+    }
+}
+
+impl Sub<Timestamp> for Timestamp {
+    type Output = Duration;
+    /// The duration from `rhs` to `self`; zero when `rhs` is later (use
+    /// [`Timestamp::duration_since`] to tell the difference).
+    fn sub(self, rhs: Timestamp) -> Duration {
+        self.duration_since(rhs).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Timestamp {
+        Timestamp::from_system_time(t)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Seconds since the epoch with nanosecond digits, e.g. `1704067200.250000000`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.0.div_euclid(1_000_000_000);
+        let frac = self.0.rem_euclid(1_000_000_000);
+        write!(f, "{whole}.{frac:09}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secs_round_trip_exactly() {
+        for s in [1704067200.25, 0.0, -1.5, 1704067200.123456, 1e9 + 0.000001] {
+            let t = Timestamp::from_secs_f64(s).unwrap();
+            assert_eq!(t.as_secs_f64(), s, "{s}");
+        }
+        assert_eq!(Timestamp::from_secs_f64(-1.5).unwrap().as_nanos(), -1_500_000_000);
+    }
+
+    #[test]
+    fn rejects_nan_and_infinity() {
+        assert!(Timestamp::from_secs_f64(f64::NAN).is_err());
+        assert!(Timestamp::from_secs_f64(f64::INFINITY).is_err());
+        assert!(Timestamp::from_secs_f64(f64::NEG_INFINITY).is_err());
+        assert!(Timestamp::from_secs_f64(1e300).is_err());
+    }
+
+    #[test]
+    fn duration_arithmetic_saturates() {
+        let t = Timestamp::from_nanos(10);
+        assert_eq!((t + Duration::from_nanos(5)).as_nanos(), 15);
+        assert_eq!((t - Duration::from_nanos(15)).as_nanos(), -5);
+        assert_eq!(Timestamp::MAX + Duration::from_secs(1), Timestamp::MAX);
+        assert_eq!(Timestamp::from_nanos(15) - t, Duration::from_nanos(5));
+        assert_eq!(t.duration_since(Timestamp::from_nanos(20)), None);
+        assert_eq!(Timestamp::from_nanos(-1).to_string(), "-1.999999999");
+    }
+}
