@@ -1,4 +1,12 @@
 pub mod error;
 pub mod format;
+pub mod read;
+pub mod recover;
 pub mod storage;
 pub mod time;
+pub mod write;
+
+pub use error::{Error, Result};
+pub use read::{Frame, Frames, RecFile, Replay, Session, SessionState, SkipDamaged, StreamInfo};
+pub use time::Timestamp;
+pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId};

@@ -410,8 +410,9 @@ pub const CHECKPOINT_FIXED_LEN: usize = 48;
 
 /// Encodes a checkpoint record for a record that will start at file offset `record_offset`.
 /// `entries[i]` are block i's entries, already sorted. The `entries_offset` fields of
-/// `body.blocks` are computed here.
-pub fn put_checkpoint(out: &mut Vec<u8>, salt: u32, record_offset: u64, body: &CheckpointBody, entries: &[&[IndexEntry]]) {
+/// `body.blocks` are computed here and returned.
+pub fn put_checkpoint(out: &mut Vec<u8>, salt: u32, record_offset: u64, body: &CheckpointBody, entries: &[&[IndexEntry]]) -> Vec<BlockHeader> {
+    let mut placed = Vec::with_capacity(body.blocks.len());
     let start = begin_record(out, Kind::Checkpoint);
     // Absolute file offset of the next byte appended to `out`.
     let abs = |out: &Vec<u8>| record_offset + (out.len() - start) as u64;
@@ -437,6 +438,7 @@ pub fn put_checkpoint(out: &mut Vec<u8>, salt: u32, record_offset: u64, body: &C
         out.extend_from_slice(&b.last_ts.to_le_bytes());
         out.extend_from_slice(&b.payload_bytes.to_le_bytes());
         out.extend_from_slice(&entries_at.to_le_bytes());
+        placed.push(BlockHeader { entries_offset: entries_at, ..*b });
         entries_at += (e.len() * ENTRY_LEN) as u64;
     }
     let pad = (table_end.next_multiple_of(8) - table_end) as usize;
@@ -447,6 +449,7 @@ pub fn put_checkpoint(out: &mut Vec<u8>, salt: u32, record_offset: u64, body: &C
         }
     }
     end_record(out, start, salt);
+    placed
 }
 
 impl CheckpointBody {

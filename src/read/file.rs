@@ -1,0 +1,398 @@
+//! The file and its sessions.
+
+use super::layout::{directory_runs, discover, discover_by_scan, Run, RunSource, SessionLayout, SessionState};
+use super::replay::{Replay, StreamIndex};
+use crate::error::{Error, Result};
+use crate::format::header::{FileHeader, Slots};
+use crate::time::Timestamp;
+use memmap2::Mmap;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// The bytes of a file: a read-only memory map, or a buffer in memory.
+pub(crate) enum Backing {
+    Map(Mmap),
+    Bytes(Vec<u8>),
+}
+
+/// Everything shared by the handles of one open file.
+pub(crate) struct FileInner {
+    pub data: Backing,
+    pub path: Option<PathBuf>,
+    pub header: FileHeader,
+    pub slots: Slots,
+    pub sessions: Vec<SessionLayout>,
+    pub live: bool,
+    pub warnings: Vec<String>,
+    run_cache: Vec<Vec<OnceLock<Result<Arc<[Run]>, String>>>>,
+}
+
+impl FileInner {
+    /// The file's bytes.
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        match &self.data {
+            Backing::Map(m) => m,
+            Backing::Bytes(b) => b,
+        }
+    }
+
+    /// The runs of stream `stream` of session `session`, read once and cached.
+    pub fn runs(&self, session: usize, stream: usize) -> Result<Arc<[Run]>> {
+        let layout = &self.sessions[session].streams[stream];
+        let cell = &self.run_cache[session][stream];
+        cell.get_or_init(|| match &layout.runs {
+            RunSource::Built(r) => Ok(r.clone()),
+            RunSource::Directory { offset, count } => directory_runs(self.bytes(), *offset, *count).map(Into::into).map_err(|e| e.to_string()),
+        })
+        .clone()
+        .map_err(|reason| Error::Malformed { what: "index", offset: self.sessions[session].index_offset.unwrap_or(0), reason })
+    }
+}
+
+/// An open `.rec` file, read through a memory map. Cheap to clone; every handle derived from
+/// it ([`Session`], [`Replay`], [`Frame`]) keeps the map alive.
+///
+/// Opening reads the header, the commit slots and a few records per session: its cost does not
+/// depend on the number of frames. A session that was interrupted is rebuilt in memory from
+/// its checkpoints and the records after the last one, without writing to the file; while a
+/// writer holds the file, its session is shown up to the writer's last checkpoint.
+///
+/// ```
+/// use recfile::{RecFile, Recorder, Timestamp};
+/// use std::time::Duration;
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("odom.rec");
+/// # let mut rec = Recorder::create(&path).unwrap();
+/// # let mut s = rec.start_session("demo").unwrap();
+/// # let odom = s.add_stream("odom", "bincode").unwrap();
+/// # for i in 0..100i64 { s.write_value(odom, Timestamp::from_nanos(i * 10_000_000), &(i as f64)).unwrap(); }
+/// # s.finish().unwrap();
+/// # drop(rec);
+/// let file = RecFile::open(&path).unwrap();
+/// let odom = file.last_session().unwrap().stream("odom").unwrap();
+/// let frame = odom.find_closest(Timestamp::from_nanos(123_000_000), None).unwrap();
+/// assert_eq!(frame.timestamp(), Timestamp::from_nanos(120_000_000));
+/// assert_eq!(frame.decode::<f64>().unwrap(), 12.0);
+/// // Nothing within 1 ms of t = 2 s:
+/// assert!(odom.find_closest(Timestamp::from_nanos(2_000_000_000), Some(Duration::from_millis(1))).is_none());
+/// ```
+#[derive(Clone)]
+pub struct RecFile {
+    pub(crate) inner: Arc<FileInner>,
+}
+
+impl std::fmt::Debug for RecFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecFile").field("path", &self.inner.path).field("sessions", &self.inner.sessions.len()).finish()
+    }
+}
+
+/// Whether another handle holds the exclusive writer lock.
+fn writer_holds_lock(file: &File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
+impl RecFile {
+    /// Opens and memory-maps a file.
+    pub fn open(path: impl AsRef<Path>) -> Result<RecFile> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::from(e).with_path(path))?;
+        let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
+        if len == 0 {
+            return Err(Error::EmptyFile);
+        }
+        let live = writer_holds_lock(&file);
+        // SAFETY: the map is read-only. Writers only append to the file, and recovery only
+        // truncates bytes after the last valid record; a reader dereferences only bytes inside
+        // records it has validated, which therefore stay mapped (see spec, "Readers and
+        // shrinking files").
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::from(e).with_path(path))?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
+        let mut f = RecFile::from_backing(Backing::Map(map), live)?;
+        if let Some(inner) = Arc::get_mut(&mut f.inner) {
+            inner.path = Some(path.to_path_buf());
+        }
+        Ok(f)
+    }
+
+    /// Reads a file held in memory (for tests, fuzzing, or data from elsewhere).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<RecFile> {
+        RecFile::from_backing(Backing::Bytes(bytes), false)
+    }
+
+    fn from_backing(data: Backing, live: bool) -> Result<RecFile> {
+        let bytes = match &data {
+            Backing::Map(m) => &m[..],
+            Backing::Bytes(b) => &b[..],
+        };
+        let header = FileHeader::decode(bytes)?;
+        let slots = Slots::decode(bytes)?;
+        let mut warnings = Vec::new();
+        for (name, err) in ["A", "B"].iter().zip(&slots.errors) {
+            if let Some(e) = err {
+                warnings.push(format!("commit slot {name} is invalid: {e}"));
+            }
+        }
+        let sessions = match discover(bytes, &slots, live) {
+            Ok(s) => s,
+            Err(e) => {
+                warnings.push(format!("session chain damaged ({e}); sessions were found by scanning the file"));
+                discover_by_scan(bytes)
+            }
+        };
+        let run_cache = sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect();
+        Ok(RecFile { inner: Arc::new(FileInner { data, path: None, header, slots, sessions, live, warnings, run_cache }) })
+    }
+
+    /// The file's path, when opened from one.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Format version (major, minor) of the file.
+    pub fn format_version(&self) -> (u16, u16) {
+        (self.inner.header.major, self.inner.header.minor)
+    }
+
+    /// The file's UUID.
+    pub fn file_id(&self) -> uuid::Uuid {
+        self.inner.header.file_id
+    }
+
+    /// Creation time of the file.
+    pub fn created(&self) -> Timestamp {
+        Timestamp::from_nanos(self.inner.header.created_ns)
+    }
+
+    /// Size of the file in bytes (as mapped).
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.bytes().len() as u64
+    }
+
+    /// Whether a writer held the file when it was opened.
+    pub fn is_live(&self) -> bool {
+        self.inner.live
+    }
+
+    /// Whether the file holds an interrupted session that `rec recover` would finish.
+    pub fn needs_recovery(&self) -> bool {
+        self.inner.sessions.iter().any(|s| s.state == SessionState::Interrupted)
+    }
+
+    /// Problems noticed while opening that did not prevent reading (a damaged commit slot, a
+    /// damaged session chain).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+
+    /// The raw bytes of the file.
+    pub fn bytes(&self) -> &[u8] {
+        self.inner.bytes()
+    }
+
+    /// All sessions, oldest first.
+    pub fn sessions(&self) -> Vec<Session> {
+        (0..self.inner.sessions.len()).map(|i| Session { file: self.inner.clone(), index: i }).collect()
+    }
+
+    /// Number of sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    /// The session at a 0-based position.
+    pub fn session(&self, index: usize) -> Option<Session> {
+        (index < self.inner.sessions.len()).then(|| Session { file: self.inner.clone(), index })
+    }
+
+    /// The most recent session.
+    pub fn last_session(&self) -> Option<Session> {
+        self.inner.sessions.len().checked_sub(1).and_then(|i| self.session(i))
+    }
+
+    /// The session with this UUID.
+    pub fn session_by_id(&self, id: uuid::Uuid) -> Option<Session> {
+        self.inner.sessions.iter().position(|s| s.start.id == id).and_then(|i| self.session(i))
+    }
+
+    /// A session by UUID (as text) or by 0-based position (negative counts from the end).
+    pub fn find_session(&self, id_or_index: &str) -> Result<Session> {
+        if let Ok(id) = uuid::Uuid::parse_str(id_or_index) {
+            return self.session_by_id(id).ok_or_else(|| Error::NoSuchSession(format!("with id {id}")));
+        }
+        let n = self.inner.sessions.len() as i64;
+        match id_or_index.parse::<i64>() {
+            Ok(i) => {
+                let idx = if i < 0 { n + i } else { i };
+                usize::try_from(idx).ok().and_then(|i| self.session(i)).ok_or_else(|| Error::NoSuchSession(format!("at position {i} (the file has {n})")))
+            }
+            Err(_) => Err(Error::NoSuchSession(format!("{id_or_index:?}: not a UUID or a position"))),
+        }
+    }
+}
+
+/// Describes one stream of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Stream name.
+    pub name: String,
+    /// Encoding label.
+    pub encoding: String,
+    /// Schema name (empty when none).
+    pub schema_name: String,
+    /// Schema bytes (empty when none).
+    pub schema: Vec<u8>,
+    /// Number of frames.
+    pub frames: u64,
+    /// Sum of payload sizes.
+    pub payload_bytes: u64,
+    /// Smallest timestamp, if any frame.
+    pub first: Option<Timestamp>,
+    /// Largest timestamp, if any frame.
+    pub last: Option<Timestamp>,
+}
+
+/// One session of a file: a cheap handle.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) file: Arc<FileInner>,
+    pub(crate) index: usize,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id()).field("name", &self.name()).field("state", &self.state()).finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn layout(&self) -> &SessionLayout {
+        &self.file.sessions[self.index]
+    }
+
+    /// Position of the session in the file (0-based).
+    pub fn position(&self) -> usize {
+        self.index
+    }
+
+    /// The session's UUID.
+    pub fn id(&self) -> uuid::Uuid {
+        self.layout().start.id
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.layout().start.name
+    }
+
+    /// Finished, interrupted or recording.
+    pub fn state(&self) -> SessionState {
+        self.layout().state
+    }
+
+    /// Whether recovery wrote this session's end.
+    pub fn was_recovered(&self) -> bool {
+        self.layout().end.as_ref().is_some_and(|e| e.recovered)
+    }
+
+    /// Wall time when recording started.
+    pub fn start_time(&self) -> Timestamp {
+        Timestamp::from_nanos(self.layout().start.start_ns)
+    }
+
+    /// Wall time when recording ended (finished sessions only).
+    pub fn end_time(&self) -> Option<Timestamp> {
+        self.layout().end.as_ref().map(|e| Timestamp::from_nanos(e.end_ns))
+    }
+
+    /// Frames over all streams.
+    pub fn frame_count(&self) -> u64 {
+        self.layout().frames
+    }
+
+    /// Checkpoints written.
+    pub fn checkpoint_count(&self) -> u32 {
+        self.layout().checkpoints
+    }
+
+    /// Metadata, in the order keys were first set.
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.layout().metadata
+    }
+
+    /// The value of one metadata key.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata().iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// File offset of the session's start record.
+    pub fn offset(&self) -> u64 {
+        self.layout().offset
+    }
+
+    /// Offset just past the session's last valid record.
+    pub fn end_offset(&self) -> u64 {
+        self.layout().segment_end
+    }
+
+    /// Its streams, in definition order.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.layout()
+            .streams
+            .iter()
+            .map(|s| StreamInfo {
+                name: s.def.name.clone(),
+                encoding: s.def.encoding.clone(),
+                schema_name: s.def.schema_name.clone(),
+                schema: s.def.schema.clone(),
+                frames: s.frames,
+                payload_bytes: s.payload_bytes,
+                first: (s.frames > 0).then(|| Timestamp::from_nanos(s.first_ts)),
+                last: (s.frames > 0).then(|| Timestamp::from_nanos(s.last_ts)),
+            })
+            .collect()
+    }
+
+    /// Names of its streams, in definition order.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.layout().streams.iter().map(|s| s.def.name.clone()).collect()
+    }
+
+    pub(crate) fn stream_index(&self, name: &str) -> Result<StreamIndex> {
+        let l = self.layout();
+        let pos = l.streams.iter().position(|s| s.def.name == name).ok_or_else(|| Error::NoSuchStream(name.to_string()))?;
+        let runs = self.file.runs(self.index, pos)?;
+        let s = &l.streams[pos];
+        Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs))
+    }
+
+    /// One stream, for lookups and replay.
+    pub fn stream(&self, name: &str) -> Result<Replay> {
+        Ok(Replay::new(self.clone(), vec![self.stream_index(name)?]))
+    }
+
+    /// Several streams merged on one clock, in timestamp order (ties in arrival order). An
+    /// empty list selects every stream.
+    pub fn replay(&self, names: &[&str]) -> Result<Replay> {
+        let all;
+        let names: Vec<&str> = if names.is_empty() {
+            all = self.stream_names();
+            all.iter().map(String::as_str).collect()
+        } else {
+            names.to_vec()
+        };
+        let mut seen = std::collections::HashSet::new();
+        let streams = names.iter().filter(|n| seen.insert(**n)).map(|n| self.stream_index(n)).collect::<Result<Vec<_>>>()?;
+        Ok(Replay::new(self.clone(), streams))
+    }
+}

@@ -1,0 +1,112 @@
+//! A frame read from a file.
+
+use super::file::FileInner;
+use crate::error::{Error, Result};
+use crate::format::codec::decode_value;
+use crate::format::index::IndexEntry;
+use crate::format::record::{decode_frame, read_record, Kind, RECORD_HEADER_LEN, FRAME_FIXED_LEN};
+use crate::time::Timestamp;
+use std::sync::Arc;
+
+/// One frame: timestamp, stream, arrival number and payload. The payload is borrowed from the
+/// memory map (zero-copy); the frame keeps the map alive.
+#[derive(Clone)]
+pub struct Frame {
+    pub(crate) file: Arc<FileInner>,
+    pub(crate) offset: u64,
+    pub(crate) ts: i64,
+    pub(crate) stream: Arc<str>,
+    pub(crate) stream_id: u16,
+    pub(crate) seq: u32,
+    pub(crate) payload_start: usize,
+    pub(crate) payload_len: usize,
+    pub(crate) session: usize,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("ts", &self.ts)
+            .field("stream", &self.stream)
+            .field("seq", &self.seq)
+            .field("offset", &self.offset)
+            .field("len", &self.payload_len)
+            .finish()
+    }
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.offset == other.offset
+    }
+}
+
+impl Frame {
+    /// Loads the frame an index entry points at, checking its CRC and that it is the frame the
+    /// entry describes.
+    pub(crate) fn load(file: &Arc<FileInner>, session: usize, salt: u32, stream_id: u16, stream: &Arc<str>, e: IndexEntry) -> Result<Frame> {
+        let r = read_record(file.bytes(), e.offset, Some(salt))?;
+        if r.kind() != Some(Kind::Frame) {
+            return Err(Error::Malformed { what: "frame", offset: e.offset, reason: format!("index points at a record of kind {}", r.kind_byte) });
+        }
+        let (f, payload) = decode_frame(r.body, e.offset)?;
+        if f.stream != stream_id || f.ts != e.ts {
+            return Err(Error::Malformed {
+                what: "frame",
+                offset: e.offset,
+                reason: format!("index expects stream {stream_id} at ts {}, frame has stream {} at ts {}", e.ts, f.stream, f.ts),
+            });
+        }
+        Ok(Frame {
+            file: file.clone(),
+            offset: e.offset,
+            ts: f.ts,
+            stream: stream.clone(),
+            stream_id,
+            seq: f.seq,
+            payload_start: e.offset as usize + RECORD_HEADER_LEN + FRAME_FIXED_LEN,
+            payload_len: payload.len(),
+            session,
+        })
+    }
+
+    /// The frame's timestamp.
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp::from_nanos(self.ts)
+    }
+
+    /// Name of the frame's stream.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// Arrival number within its stream (0-based).
+    pub fn seq(&self) -> u64 {
+        u64::from(self.seq)
+    }
+
+    /// The payload, borrowed from the file.
+    pub fn data(&self) -> &[u8] {
+        self.file.bytes().get(self.payload_start..self.payload_start + self.payload_len).unwrap_or(&[])
+    }
+
+    /// Decodes a payload written with `write_value` (bincode, with a size limit).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        decode_value(self.data(), self.offset)
+    }
+
+    /// File offset of the frame's record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Position of the frame's session in the file.
+    pub fn session_position(&self) -> usize {
+        self.session
+    }
+
+    /// UUID of the frame's session.
+    pub fn session_id(&self) -> uuid::Uuid {
+        self.file.sessions[self.session].start.id
+    }
+}

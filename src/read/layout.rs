@@ -1,0 +1,595 @@
+//! Finding the sessions of a file and the index runs of their streams, from the bytes alone.
+//!
+//! Finished sessions are found in O(sessions) by walking back from the commit slot's last
+//! session end. The active session (slot says Recording) is rebuilt from its checkpoint chain
+//! plus a scan of the records after its last checkpoint: O(checkpoints + tail), never the
+//! whole session, unless the chain itself is damaged.
+
+use crate::error::{Error, Result};
+use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
+use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
+use crate::format::record::{
+    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, RunRef, SessionEndBody, SessionStartBody, StreamDefBody, RUN_LEN,
+};
+use crate::write::tail::RunInfo;
+use std::sync::Arc;
+
+/// The state of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Ended with a SessionEnd record (possibly written by recovery).
+    Finished,
+    /// Not ended, and no writer holds the file: recover it to finish it.
+    Interrupted,
+    /// Not ended, and a writer holds the file lock: it is being recorded now.
+    Recording,
+}
+
+impl SessionState {
+    /// `finished`, `interrupted` or `recording`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Finished => "finished",
+            SessionState::Interrupted => "interrupted",
+            SessionState::Recording => "recording",
+        }
+    }
+}
+
+/// Where a run's entries are.
+#[derive(Clone, Debug)]
+pub(crate) enum RunLoc {
+    /// In the mapped file at this offset.
+    File(u64),
+    /// In memory (entries rebuilt from an interrupted session's tail).
+    Owned(Arc<[u8]>),
+}
+
+/// A sorted run of a stream's index, with the number of entries in the runs before it.
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    pub first_ts: i64,
+    pub cum_start: u64,
+    pub count: u64,
+    pub loc: RunLoc,
+}
+
+/// Where to find a stream's runs.
+#[derive(Clone, Debug)]
+pub(crate) enum RunSource {
+    /// The run directory of a finished session's Index record.
+    Directory { offset: u64, count: u64 },
+    /// Runs built when the file was opened.
+    Built(Arc<[Run]>),
+}
+
+/// One stream as found in the file.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamLayout {
+    pub def: StreamDefBody,
+    pub def_offset: u64,
+    pub frames: u64,
+    pub payload_bytes: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub runs: RunSource,
+}
+
+/// A checkpoint as found in the file.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckpointRef {
+    pub offset: u64,
+    pub number: u32,
+    pub wall_ns: i64,
+    pub frames_total: u64,
+    pub state_len: u64,
+}
+
+/// One session as found in the file.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionLayout {
+    pub offset: u64,
+    pub salt: u32,
+    pub start: SessionStartBody,
+    pub state: SessionState,
+    pub end: Option<SessionEndBody>,
+    pub end_offset: Option<u64>,
+    pub index_offset: Option<u64>,
+    /// Offset just past the session's last valid record.
+    pub segment_end: u64,
+    pub frames: u64,
+    pub checkpoints: u32,
+    pub metadata: Vec<(String, String)>,
+    pub streams: Vec<StreamLayout>,
+    /// Why the scan of an unfinished session stopped (a torn or damaged record), if it did.
+    pub stop: Option<String>,
+}
+
+/// A stream of an unfinished session, during its rebuild.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ActiveStream {
+    pub def: Option<StreamDefBody>,
+    pub def_offset: u64,
+    pub runs: Vec<RunInfo>,
+    pub tail: Vec<IndexEntry>,
+    pub tail_bytes: u64,
+    pub frames: u64,
+    pub payload_bytes: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
+/// An unfinished session, rebuilt.
+#[derive(Clone, Debug)]
+pub(crate) struct ActiveScan {
+    pub offset: u64,
+    pub salt: u32,
+    pub start: SessionStartBody,
+    pub streams: Vec<ActiveStream>,
+    pub metadata: Vec<(String, String)>,
+    pub checkpoints: u32,
+    pub last_checkpoint: u64,
+    pub frames: u64,
+    /// Offset just past the last valid record.
+    pub valid_end: u64,
+    /// A SessionEnd of this session found in the tail (the slot update after it was lost).
+    pub found_end: Option<(u64, SessionEndBody)>,
+    /// Why the scan stopped before `limit`, if it did.
+    pub stop: Option<String>,
+    /// Number of tail frames (after the last checkpoint).
+    pub tail_frames: u64,
+}
+
+fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
+    match md.iter_mut().find(|(key, _)| *key == k) {
+        Some(kv) => kv.1 = v,
+        None => md.push((k, v)),
+    }
+}
+
+impl ActiveScan {
+    fn stream_mut(&mut self, id: u16, at: u64) -> Result<&mut ActiveStream> {
+        match self.streams.get_mut(usize::from(id)) {
+            Some(s) if s.def.is_some() => Ok(s),
+            _ => Err(Error::Malformed { what: "frame", offset: at, reason: format!("stream {id} is not defined before it is used") }),
+        }
+    }
+
+    fn apply_control(&mut self, file: &[u8], offset: u64) -> Result<()> {
+        let r = read_record(file, offset, Some(self.salt))?;
+        match r.kind() {
+            Some(Kind::StreamDef) => {
+                let def = StreamDefBody::decode(r.body, offset)?;
+                let id = usize::from(def.stream);
+                if id != self.streams.len() {
+                    return Err(Error::Malformed { what: "stream definition", offset, reason: format!("stream id {id}, expected {}", self.streams.len()) });
+                }
+                self.streams.push(ActiveStream { def: Some(def), def_offset: offset, first_ts: i64::MAX, last_ts: i64::MIN, ..Default::default() });
+            }
+            Some(Kind::Metadata) => {
+                let (k, v) = decode_metadata(r.body, offset)?;
+                set_metadata(&mut self.metadata, k, v);
+            }
+            _ => return Err(Error::Malformed { what: "checkpoint", offset, reason: format!("control offset points at a record of kind {}", r.kind_byte) }),
+        }
+        Ok(())
+    }
+
+    fn apply_checkpoint(&mut self, file: &[u8], offset: u64, cp: &CheckpointBody) -> Result<()> {
+        for &c in &cp.control {
+            if c <= self.offset || c >= offset {
+                return Err(Error::Malformed { what: "checkpoint", offset, reason: format!("control offset {c} outside the session before the checkpoint") });
+            }
+            self.apply_control(file, c)?;
+        }
+        for b in &cp.blocks {
+            let s = self.stream_mut(b.stream, offset)?;
+            s.runs.push(RunInfo { run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset }, last_ts: b.last_ts });
+            s.frames += u64::from(b.count);
+            s.payload_bytes += b.payload_bytes;
+            s.first_ts = s.first_ts.min(b.first_ts);
+            s.last_ts = s.last_ts.max(b.last_ts);
+        }
+        // Frames seen in the tail before this checkpoint are the ones its blocks describe.
+        for s in &mut self.streams {
+            s.tail.clear();
+            s.tail_bytes = 0;
+        }
+        self.tail_frames = 0;
+        self.checkpoints = cp.number;
+        self.last_checkpoint = offset;
+        self.frames = cp.frames_total;
+        Ok(())
+    }
+}
+
+/// Reads and checks a session start record.
+fn read_session_start(file: &[u8], offset: u64) -> Result<(u32, SessionStartBody, u64)> {
+    let salt = SessionStartBody::salt_of(file, offset)?;
+    let r = read_record_of(file, offset, salt, Kind::SessionStart)?;
+    Ok((salt, SessionStartBody::decode(r.body, offset)?, r.end()))
+}
+
+/// Reads the checkpoint at `offset` of the session with `salt`.
+fn read_checkpoint(file: &[u8], offset: u64, salt: u32) -> Result<(CheckpointBody, u64)> {
+    let r = read_record_of(file, offset, salt, Kind::Checkpoint)?;
+    Ok((CheckpointBody::decode(r.body, offset)?, r.end()))
+}
+
+/// Rebuilds an unfinished session from `file[..limit]`. `candidates` are checkpoint offsets to
+/// start from, best first (from the commit slots); a zero or invalid candidate is skipped, and
+/// when none is usable the whole session is scanned from its start.
+pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], limit: u64) -> Result<ActiveScan> {
+    let file = &file[..usize::try_from(limit).unwrap_or(usize::MAX).min(file.len())];
+    let (salt, start, after_start) = read_session_start(file, session_offset)?;
+    let fresh = ActiveScan {
+        offset: session_offset,
+        salt,
+        metadata: start.metadata.clone(),
+        start,
+        streams: Vec::new(),
+        checkpoints: 0,
+        last_checkpoint: 0,
+        frames: 0,
+        valid_end: after_start,
+        found_end: None,
+        stop: None,
+        tail_frames: 0,
+    };
+    for &c in candidates.iter().filter(|&&c| c > session_offset) {
+        if let Ok(scan) = scan_from_checkpoint(file, fresh.clone(), c) {
+            return Ok(scan);
+        }
+    }
+    let mut scan = fresh;
+    scan_tail(file, &mut scan, after_start);
+    Ok(scan)
+}
+
+/// Walks the checkpoint chain back from `last`, applies it forward, then scans the tail.
+fn scan_from_checkpoint(file: &[u8], mut scan: ActiveScan, last: u64) -> Result<ActiveScan> {
+    let mut chain = Vec::new();
+    let mut at = last;
+    loop {
+        let (cp, end) = read_checkpoint(file, at, scan.salt)?;
+        let prev = cp.prev_checkpoint;
+        let number = cp.number;
+        chain.push((at, cp, end));
+        if prev == 0 {
+            if number != 1 {
+                return Err(Error::Malformed { what: "checkpoint", offset: at, reason: format!("first checkpoint of the chain has number {number}") });
+            }
+            break;
+        }
+        if prev >= at || prev <= scan.offset || number <= 1 {
+            return Err(Error::Malformed { what: "checkpoint", offset: at, reason: format!("previous checkpoint offset {prev} does not precede it") });
+        }
+        at = prev;
+    }
+    let mut tail_start = 0;
+    for (offset, cp, end) in chain.iter().rev() {
+        if cp.number != scan.checkpoints + 1 {
+            return Err(Error::Malformed { what: "checkpoint", offset: *offset, reason: format!("number {}, expected {}", cp.number, scan.checkpoints + 1) });
+        }
+        scan.apply_checkpoint(file, *offset, cp)?;
+        tail_start = *end;
+    }
+    scan.valid_end = tail_start;
+    scan_tail(file, &mut scan, tail_start);
+    Ok(scan)
+}
+
+/// Scans records from `at` to the first invalid one, adding frames, streams, metadata and
+/// checkpoints to `scan`.
+fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
+    while at < file.len() as u64 {
+        let r = match read_record(file, at, Some(scan.salt)) {
+            Ok(r) => r,
+            Err(e) => {
+                scan.stop = Some(e.to_string());
+                return;
+            }
+        };
+        let applied = (|| -> Result<bool> {
+            match r.kind() {
+                Some(Kind::Frame) => {
+                    let (f, payload) = decode_frame(r.body, at)?;
+                    let s = scan.stream_mut(f.stream, at)?;
+                    s.tail.push(IndexEntry { ts: f.ts, offset: at });
+                    s.tail_bytes += payload.len() as u64;
+                    s.frames += 1;
+                    s.payload_bytes += payload.len() as u64;
+                    s.first_ts = s.first_ts.min(f.ts);
+                    s.last_ts = s.last_ts.max(f.ts);
+                    scan.frames += 1;
+                    scan.tail_frames += 1;
+                }
+                Some(Kind::StreamDef) | Some(Kind::Metadata) => scan.apply_control(file, at)?,
+                Some(Kind::Checkpoint) => {
+                    let cp = CheckpointBody::decode(r.body, at)?;
+                    if cp.number != scan.checkpoints + 1 || cp.prev_checkpoint != scan.last_checkpoint {
+                        return Err(Error::Malformed { what: "checkpoint", offset: at, reason: "does not continue the checkpoint chain".into() });
+                    }
+                    // Its blocks describe the tail frames already collected; swap them for runs.
+                    let tail_counts: Vec<u64> = scan.streams.iter().map(|s| s.tail.len() as u64).collect();
+                    let mut frames_before: Vec<u64> = scan.streams.iter().map(|s| s.frames).collect();
+                    for (s, t) in frames_before.iter_mut().zip(&tail_counts) {
+                        *s -= t;
+                    }
+                    let payload_before: Vec<u64> = scan.streams.iter().map(|s| s.payload_bytes - s.tail_bytes).collect();
+                    for (i, s) in scan.streams.iter_mut().enumerate() {
+                        s.frames = frames_before[i];
+                        s.payload_bytes = payload_before[i];
+                    }
+                    // Control records were applied as they were met; do not apply them twice.
+                    let cp_no_control = CheckpointBody { control: Vec::new(), ..cp };
+                    scan.apply_checkpoint(file, at, &cp_no_control)?;
+                }
+                Some(Kind::Index) => {}
+                Some(Kind::SessionEnd) => {
+                    let end = SessionEndBody::decode(r.body, at)?;
+                    if end.session_start != scan.offset {
+                        return Err(Error::Malformed { what: "session end", offset: at, reason: "belongs to another session".into() });
+                    }
+                    scan.found_end = Some((at, end));
+                    return Ok(false);
+                }
+                Some(Kind::SessionStart) => return Ok(false),
+                None => {} // unknown kind with a valid CRC: skipped by its length
+            }
+            Ok(true)
+        })();
+        match applied {
+            Ok(true) => {
+                at = r.end();
+                scan.valid_end = at;
+            }
+            Ok(false) => {
+                if scan.found_end.is_some() {
+                    scan.valid_end = r.end();
+                }
+                return;
+            }
+            Err(e) => {
+                scan.stop = Some(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+/// Turns a rebuilt stream's runs and tail into sorted, non-overlapping runs for reading.
+pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
+    let mut tail = s.tail.clone();
+    tail.sort_unstable();
+    let mut infos = s.runs.clone();
+    let ordered = infos.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts) && match (infos.last(), tail.first()) {
+        (Some(last), Some(first)) => last.last_ts <= first.ts,
+        _ => true,
+    };
+    let mut runs = Vec::new();
+    let mut cum = 0;
+    if ordered {
+        for i in infos.drain(..) {
+            check_entries_in(file, i.run.entries_offset, i.run.count)?;
+            runs.push(Run { first_ts: i.run.first_ts, cum_start: cum, count: i.run.count, loc: RunLoc::File(i.run.entries_offset) });
+            cum += i.run.count;
+        }
+    } else {
+        for i in infos.drain(..) {
+            let bytes = entries_in(file, i.run.entries_offset, i.run.count)?;
+            tail.extend(bytes.chunks_exact(ENTRY_LEN).map(IndexEntry::decode));
+        }
+        tail.sort_unstable();
+    }
+    if let Some(first) = tail.first() {
+        runs.push(Run { first_ts: first.ts, cum_start: cum, count: tail.len() as u64, loc: RunLoc::Owned(encode_entries(&tail).into()) });
+    }
+    Ok(runs)
+}
+
+/// The bytes of `count` entries at `offset`, bounds-checked.
+pub(crate) fn entries_in(file: &[u8], offset: u64, count: u64) -> Result<&[u8]> {
+    check_entries_in(file, offset, count)?;
+    Ok(&file[offset as usize..(offset + count * ENTRY_LEN as u64) as usize])
+}
+
+fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
+    let end = count.checked_mul(ENTRY_LEN as u64).and_then(|l| l.checked_add(offset));
+    match end {
+        Some(end) if end <= file.len() as u64 && offset % 8 == 0 && count > 0 => Ok(()),
+        _ => Err(Error::Malformed { what: "index run", offset, reason: format!("{count} entries at {offset} do not lie aligned inside the file") }),
+    }
+}
+
+/// Reads a finished session backwards from its SessionEnd record.
+fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
+    let unchecked = read_record(file, end_offset, None)?;
+    if unchecked.kind() != Some(Kind::SessionEnd) {
+        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("expected a session end record (kind 6), found kind {}", unchecked.kind_byte) });
+    }
+    let end_guess = SessionEndBody::decode(unchecked.body, end_offset)?;
+    if end_guess.session_start >= end_offset || end_guess.session_start < HEADER_LEN {
+        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("session start offset {} is not before it", end_guess.session_start) });
+    }
+    let (salt, start, _) = read_session_start(file, end_guess.session_start)?;
+    let r = read_record_of(file, end_offset, salt, Kind::SessionEnd)?;
+    let end = SessionEndBody::decode(r.body, end_offset)?;
+    if end.index_offset <= end.session_start || end.index_offset >= end_offset {
+        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("index offset {} outside the session", end.index_offset) });
+    }
+    // The Index record's framing is checked here; its CRC (which covers every inline entry)
+    // is checked by verify, so that opening stays independent of the index size.
+    let idx = read_record(file, end.index_offset, None)?;
+    if idx.kind() != Some(Kind::Index) {
+        return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("expected an index record (kind 5), found kind {}", idx.kind_byte) });
+    }
+    let mut streams = Vec::new();
+    for (i, s) in decode_index_streams(idx.body, end.index_offset)?.into_iter().enumerate() {
+        if usize::from(s.stream) != i {
+            return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("stream {} listed at position {i}", s.stream) });
+        }
+        if s.def_offset <= end.session_start || s.def_offset >= end.index_offset {
+            return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("definition of stream {i} at {} outside the session", s.def_offset) });
+        }
+        let d = read_record_of(file, s.def_offset, salt, Kind::StreamDef)?;
+        let def = StreamDefBody::decode(d.body, s.def_offset)?;
+        if def.stream != s.stream {
+            return Err(Error::Malformed { what: "stream definition", offset: s.def_offset, reason: format!("defines stream {}, index expects {}", def.stream, s.stream) });
+        }
+        streams.push(StreamLayout {
+            def,
+            def_offset: s.def_offset,
+            frames: s.frames,
+            payload_bytes: s.payload_bytes,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+            runs: RunSource::Directory { offset: s.runs_offset, count: s.run_count },
+        });
+    }
+    Ok(SessionLayout {
+        offset: end.session_start,
+        salt,
+        state: SessionState::Finished,
+        frames: end.frames,
+        checkpoints: end.checkpoints,
+        metadata: end.metadata.clone(),
+        streams,
+        start,
+        index_offset: Some(end.index_offset),
+        end_offset: Some(end_offset),
+        segment_end: r.end(),
+        end: Some(end),
+        stop: None,
+    })
+}
+
+/// Reads the run directory of a finished stream into runs, bounds-checking each run.
+pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec<Run>> {
+    let len = count.checked_mul(RUN_LEN as u64).filter(|l| offset.checked_add(*l).is_some_and(|e| e <= file.len() as u64));
+    let Some(len) = len else {
+        return Err(Error::Malformed { what: "index", offset, reason: format!("run directory of {count} runs outside the file") });
+    };
+    let dir = &file[offset as usize..(offset + len) as usize];
+    let mut runs = Vec::with_capacity(count as usize);
+    let mut cum = 0u64;
+    for (i, b) in dir.chunks_exact(RUN_LEN).enumerate() {
+        let r = RunRef::decode(b);
+        check_entries_in(file, r.entries_offset, r.count).map_err(|_| Error::Malformed {
+            what: "index",
+            offset: offset + (i * RUN_LEN) as u64,
+            reason: format!("run {i}: {} entries at {} do not lie aligned inside the file", r.count, r.entries_offset),
+        })?;
+        runs.push(Run { first_ts: r.first_ts, cum_start: cum, count: r.count, loc: RunLoc::File(r.entries_offset) });
+        cum = cum.checked_add(r.count).ok_or_else(|| Error::Malformed { what: "index", offset, reason: "run counts overflow".into() })?;
+    }
+    Ok(runs)
+}
+
+/// Turns a rebuilt unfinished session into a layout for reading.
+pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionState) -> Result<SessionLayout> {
+    let mut streams = Vec::new();
+    for s in &scan.streams {
+        let Some(def) = &s.def else { continue };
+        let runs = build_runs(file, s)?;
+        streams.push(StreamLayout {
+            def: def.clone(),
+            def_offset: s.def_offset,
+            frames: s.frames,
+            payload_bytes: s.payload_bytes,
+            first_ts: if s.frames == 0 { 0 } else { s.first_ts },
+            last_ts: if s.frames == 0 { 0 } else { s.last_ts },
+            runs: RunSource::Built(runs.into()),
+        });
+    }
+    Ok(SessionLayout {
+        offset: scan.offset,
+        salt: scan.salt,
+        start: scan.start.clone(),
+        state,
+        end: None,
+        end_offset: None,
+        index_offset: None,
+        segment_end: scan.valid_end,
+        frames: scan.frames,
+        checkpoints: scan.checkpoints,
+        metadata: scan.metadata.clone(),
+        streams,
+        stop: scan.stop.clone(),
+    })
+}
+
+/// Checkpoint candidates from the slots, best first.
+pub(crate) fn checkpoint_candidates(slots: &Slots) -> Vec<u64> {
+    let mut c = vec![slots.current.last_checkpoint];
+    if let Some(p) = slots.previous {
+        if p.state == SlotState::Recording && p.active_session == slots.current.active_session {
+            c.push(p.last_checkpoint);
+        }
+    }
+    c
+}
+
+/// Every session of a file, oldest first. `live` says a writer holds the file: its active
+/// session is then read only up to the committed length.
+pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<SessionLayout>> {
+    let slot: Slot = slots.current;
+    let mut sessions = Vec::new();
+    let mut at = slot.last_session_end;
+    let mut bound = u64::MAX;
+    while at != 0 {
+        if at >= bound {
+            return Err(Error::Malformed { what: "session end", offset: at, reason: "session chain does not go backwards".into() });
+        }
+        let s = read_finished(file, at)?;
+        bound = s.offset;
+        at = s.start.prev_session_end;
+        sessions.push(s);
+    }
+    sessions.reverse();
+    if slot.state == SlotState::Recording {
+        let limit = if live { slot.committed_len } else { file.len() as u64 };
+        let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit)?;
+        match &scan.found_end {
+            Some((end_at, _)) if !live => sessions.push(read_finished(file, *end_at)?),
+            _ => {
+                let state = if live { SessionState::Recording } else { SessionState::Interrupted };
+                sessions.push(layout_of_active(file, &scan, state)?);
+            }
+        }
+    }
+    Ok(sessions)
+}
+
+/// Scans the whole file forward for sessions: the slow path for files whose session chain is
+/// damaged. Each session is read up to its first invalid record; the next session is then
+/// searched for byte by byte.
+pub(crate) fn discover_by_scan(file: &[u8]) -> Vec<SessionLayout> {
+    let mut sessions = Vec::new();
+    let mut at = HEADER_LEN;
+    while at < file.len() as u64 {
+        let Ok(scan) = scan_active(file, at, &[], file.len() as u64) else {
+            at += 1;
+            continue;
+        };
+        let next = match &scan.found_end {
+            Some((end_at, _)) => match read_finished(file, *end_at) {
+                Ok(s) => {
+                    let n = s.segment_end;
+                    sessions.push(s);
+                    n
+                }
+                Err(_) => scan.valid_end,
+            },
+            None => {
+                if let Ok(l) = layout_of_active(file, &scan, SessionState::Interrupted) {
+                    sessions.push(l);
+                }
+                scan.valid_end
+            }
+        };
+        at = next.max(at + 1);
+    }
+    sessions
+}

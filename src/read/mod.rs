@@ -1,0 +1,11 @@
+//! Reading `.rec` files through a memory map: [`RecFile`], [`Session`], [`Replay`], [`Frame`].
+
+mod file;
+mod frame;
+pub(crate) mod layout;
+mod replay;
+
+pub use file::{RecFile, Session, StreamInfo};
+pub use frame::Frame;
+pub use layout::SessionState;
+pub use replay::{Frames, Replay, SkipDamaged};

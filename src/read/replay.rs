@@ -1,0 +1,375 @@
+//! Lookups and iteration over one or several streams of a session.
+
+use super::file::Session;
+use super::frame::Frame;
+use super::layout::{Run, RunLoc};
+use crate::error::{Error, Result};
+use crate::format::index::{EntrySlice, IndexEntry};
+use crate::time::{duration_nanos, Timestamp};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The index of one stream: its sorted runs.
+#[derive(Clone)]
+pub(crate) struct StreamIndex {
+    pub id: u16,
+    pub name: Arc<str>,
+    pub encoding: Arc<str>,
+    pub runs: Arc<[Run]>,
+    pub len: u64,
+}
+
+impl StreamIndex {
+    pub fn new(id: u16, name: &str, encoding: &str, runs: Arc<[Run]>) -> Self {
+        let len = runs.last().map_or(0, |r| r.cum_start + r.count);
+        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, len }
+    }
+}
+
+/// One or several streams of a session, in timestamp order. All lookups binary-search the
+/// index in place: O(log n), no decoding, no allocation. Cheap to clone.
+///
+/// With several streams, frames are merged by (timestamp, arrival order); lookups consider
+/// every selected stream.
+#[derive(Clone)]
+pub struct Replay {
+    session: Session,
+    streams: Vec<StreamIndex>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay").field("streams", &self.stream_names()).field("len", &self.len()).finish()
+    }
+}
+
+impl Replay {
+    pub(crate) fn new(session: Session, streams: Vec<StreamIndex>) -> Self {
+        Replay { session, streams }
+    }
+
+    /// The session the frames belong to.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Names of the streams replayed.
+    pub fn stream_names(&self) -> Vec<&str> {
+        self.streams.iter().map(|s| &*s.name).collect()
+    }
+
+    /// Encoding of the first stream replayed.
+    pub fn encoding(&self) -> &str {
+        self.streams.first().map_or("", |s| &*s.encoding)
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> u64 {
+        self.streams.iter().map(|s| s.len).sum()
+    }
+
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn run_entries<'a>(&'a self, run: &'a Run) -> EntrySlice<'a> {
+        let bytes: &[u8] = match &run.loc {
+            RunLoc::File(o) => {
+                let start = *o as usize;
+                let end = start.saturating_add((run.count as usize).saturating_mul(16));
+                self.session.file.bytes().get(start..end).unwrap_or(&[])
+            }
+            RunLoc::Owned(b) => b,
+        };
+        EntrySlice::new(bytes)
+    }
+
+    /// Entry at position `i` of stream `s`.
+    #[inline]
+    fn entry(&self, s: &StreamIndex, i: u64) -> Option<IndexEntry> {
+        let r = s.runs.partition_point(|run| run.cum_start <= i).checked_sub(1)?;
+        let run = &s.runs[r];
+        let e = self.run_entries(run);
+        let j = usize::try_from(i - run.cum_start).ok()?;
+        (j < e.len()).then(|| e.get(j))
+    }
+
+    /// Position of the first entry of `s` with timestamp ≥ t.
+    #[inline]
+    fn lower_bound(&self, s: &StreamIndex, t: i64) -> u64 {
+        let r = s.runs.partition_point(|run| run.first_ts < t);
+        match r.checked_sub(1) {
+            None => 0,
+            Some(r) => {
+                let run = &s.runs[r];
+                run.cum_start + self.run_entries(run).lower_bound(t) as u64
+            }
+        }
+    }
+
+    /// Position of the first entry of `s` with timestamp > t.
+    #[inline]
+    fn upper_bound(&self, s: &StreamIndex, t: i64) -> u64 {
+        let r = s.runs.partition_point(|run| run.first_ts <= t);
+        match r.checked_sub(1) {
+            None => 0,
+            Some(r) => {
+                let run = &s.runs[r];
+                run.cum_start + self.run_entries(run).upper_bound(t) as u64
+            }
+        }
+    }
+
+    fn load_entry(&self, s: &StreamIndex, e: IndexEntry) -> Result<Frame> {
+        let l = self.session.layout();
+        Frame::load(&self.session.file, self.session.index, l.salt, s.id, &s.name, e)
+    }
+
+    /// Frame at position `i` in timestamp order. O(log n) for one stream; with several streams
+    /// O(i) (a merge walk).
+    pub fn load(&self, i: u64) -> Result<Frame> {
+        let len = self.len();
+        if i >= len {
+            return Err(Error::IndexOutOfRange { index: i, len });
+        }
+        if let [s] = self.streams.as_slice() {
+            let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
+            return self.load_entry(s, e);
+        }
+        let mut m = Merge::new(self, 0);
+        for _ in 0..i {
+            m.next_entry();
+        }
+        let (si, e) = m.next_entry().ok_or(Error::IndexOutOfRange { index: i, len })?;
+        self.load_entry(&self.streams[si], e)
+    }
+
+    /// The first frame in timestamp order.
+    pub fn first(&self) -> Option<Frame> {
+        self.load(0).ok()
+    }
+
+    /// The last frame in timestamp order.
+    pub fn last(&self) -> Option<Frame> {
+        self.len().checked_sub(1).and_then(|i| self.load(i).ok())
+    }
+
+    /// Smallest timestamp.
+    pub fn first_timestamp(&self) -> Option<Timestamp> {
+        self.streams.iter().filter_map(|s| self.entry(s, 0)).map(|e| e.ts).min().map(Timestamp::from_nanos)
+    }
+
+    /// Largest timestamp.
+    pub fn last_timestamp(&self) -> Option<Timestamp> {
+        self.streams.iter().filter_map(|s| s.len.checked_sub(1).and_then(|i| self.entry(s, i))).map(|e| e.ts).max().map(Timestamp::from_nanos)
+    }
+
+    /// `last_timestamp - first_timestamp` (zero when empty).
+    pub fn duration(&self) -> Duration {
+        match (self.first_timestamp(), self.last_timestamp()) {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The entry closest to `t` in one stream: (distance, entry); ties go to the earlier.
+    fn closest_in(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
+        let i = self.lower_bound(s, t);
+        let after = self.entry(s, i);
+        let before = i.checked_sub(1).and_then(|j| self.entry(s, j));
+        match (before, after) {
+            (Some(b), Some(a)) if t.abs_diff(b.ts) > a.ts.abs_diff(t) => Some((a.ts.abs_diff(t), a)),
+            (Some(b), _) => {
+                // The first frame with that timestamp (earliest arrival).
+                let first = self.entry(s, self.lower_bound(s, b.ts)).unwrap_or(b);
+                Some((t.abs_diff(b.ts), first))
+            }
+            (None, Some(a)) => Some((a.ts.abs_diff(t), a)),
+            (None, None) => None,
+        }
+    }
+
+    /// Picks the best candidate over streams by `better`, and loads it.
+    fn pick(&self, candidates: impl Iterator<Item = (usize, u64, IndexEntry)>, tolerance: Option<Duration>) -> Result<Option<Frame>> {
+        let best = candidates.min_by_key(|&(_, d, e)| (d, e.ts, e.offset));
+        match best {
+            Some((si, d, e)) if tolerance.is_none_or(|tol| d <= duration_nanos(tol) as u64) => self.load_entry(&self.streams[si], e).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The frame whose timestamp is closest to `t`, or `None` when there is none within
+    /// `tolerance`. Ties go to the earlier frame. A damaged frame gives `None`; use
+    /// [`Replay::try_find_closest`] to see the error.
+    pub fn find_closest(&self, t: Timestamp, tolerance: Option<Duration>) -> Option<Frame> {
+        self.try_find_closest(t, tolerance).ok().flatten()
+    }
+
+    /// Like [`Replay::find_closest`], reporting a damaged frame as an error.
+    pub fn try_find_closest(&self, t: Timestamp, tolerance: Option<Duration>) -> Result<Option<Frame>> {
+        let t = t.as_nanos();
+        self.pick(self.streams.iter().enumerate().filter_map(|(si, s)| self.closest_in(s, t).map(|(d, e)| (si, d, e))), tolerance)
+    }
+
+    /// The frame closest to `first_timestamp + offset` (dimos' `find_closest_seek`).
+    pub fn find_closest_seek(&self, offset: Duration, tolerance: Option<Duration>) -> Option<Frame> {
+        let start = self.first_timestamp()?;
+        self.find_closest(start + offset, tolerance)
+    }
+
+    /// The latest frame at or before `t` (of equal timestamps, the last to arrive).
+    pub fn find_before(&self, t: Timestamp) -> Option<Frame> {
+        self.try_find_before(t).ok().flatten()
+    }
+
+    /// Like [`Replay::find_before`], reporting a damaged frame as an error.
+    pub fn try_find_before(&self, t: Timestamp) -> Result<Option<Frame>> {
+        let t = t.as_nanos();
+        let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
+            let i = self.upper_bound(s, t).checked_sub(1)?;
+            self.entry(s, i).map(|e| (si, e))
+        });
+        // Latest timestamp wins, then latest arrival.
+        match c.max_by_key(|&(_, e)| (e.ts, e.offset)) {
+            Some((si, e)) => self.load_entry(&self.streams[si], e).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The earliest frame at or after `t` (of equal timestamps, the first to arrive).
+    pub fn find_after(&self, t: Timestamp) -> Option<Frame> {
+        self.try_find_after(t).ok().flatten()
+    }
+
+    /// Like [`Replay::find_after`], reporting a damaged frame as an error.
+    pub fn try_find_after(&self, t: Timestamp) -> Result<Option<Frame>> {
+        let t = t.as_nanos();
+        let c = self.streams.iter().enumerate().filter_map(|(si, s)| self.entry(s, self.lower_bound(s, t)).map(|e| (si, t.abs_diff(e.ts), e)));
+        self.pick(c, None)
+    }
+
+    /// Number of frames with timestamp < `t` (the position `t` would take).
+    pub fn position_of(&self, t: Timestamp) -> u64 {
+        self.streams.iter().map(|s| self.lower_bound(s, t.as_nanos())).sum()
+    }
+
+    /// Every frame in timestamp order (ties in arrival order). Each item is a `Result`: a
+    /// damaged frame gives an error naming its offset and iteration goes on with the next one
+    /// (or use [`Frames::skip_damaged`]).
+    pub fn iterate(&self) -> Frames {
+        Frames { replay: self.clone(), merge: MergeState::new(self, |_, _| 0), end: None }
+    }
+
+    /// Frames with timestamps in `[from, to)`, in order.
+    pub fn iterate_range(&self, from: Timestamp, to: Option<Timestamp>) -> Frames {
+        let from = from.as_nanos();
+        Frames { replay: self.clone(), merge: MergeState::new(self, |r, s| r.lower_bound(s, from)), end: to.map(|t| t.as_nanos()) }
+    }
+
+    /// Every frame with its timestamp (dimos' `iterate_ts`).
+    pub fn iterate_ts(&self) -> impl Iterator<Item = Result<(Timestamp, Frame)>> {
+        self.iterate().map(|f| f.map(|f| (f.timestamp(), f)))
+    }
+}
+
+/// Cursor state of a k-way merge of streams by (timestamp, offset).
+#[derive(Clone)]
+struct MergeState {
+    heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
+    pos: Vec<u64>,
+}
+
+impl MergeState {
+    fn new(r: &Replay, start: impl Fn(&Replay, &StreamIndex) -> u64) -> Self {
+        let mut heap = BinaryHeap::with_capacity(r.streams.len());
+        let mut pos = Vec::with_capacity(r.streams.len());
+        for (si, s) in r.streams.iter().enumerate() {
+            let p = start(r, s);
+            if let Some(e) = r.entry(s, p) {
+                heap.push(Reverse((e.ts, e.offset, si)));
+            }
+            pos.push(p);
+        }
+        MergeState { heap, pos }
+    }
+
+    fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
+        let Reverse((ts, offset, si)) = self.heap.pop()?;
+        self.pos[si] += 1;
+        if let Some(e) = r.entry(&r.streams[si], self.pos[si]) {
+            self.heap.push(Reverse((e.ts, e.offset, si)));
+        }
+        Some((si, IndexEntry { ts, offset }))
+    }
+}
+
+struct Merge<'a> {
+    r: &'a Replay,
+    st: MergeState,
+}
+
+impl<'a> Merge<'a> {
+    fn new(r: &'a Replay, _from: u64) -> Self {
+        Merge { r, st: MergeState::new(r, |_, _| 0) }
+    }
+    fn next_entry(&mut self) -> Option<(usize, IndexEntry)> {
+        self.st.next_entry(self.r)
+    }
+}
+
+/// Iterator over frames in timestamp order. Owns its replay (no borrow of the file).
+pub struct Frames {
+    replay: Replay,
+    merge: MergeState,
+    end: Option<i64>,
+}
+
+impl Iterator for Frames {
+    type Item = Result<Frame>;
+    fn next(&mut self) -> Option<Result<Frame>> {
+        if let (Some(end), Some(Reverse((ts, _, _)))) = (self.end, self.merge.heap.peek()) {
+            if *ts >= end {
+                return None;
+            }
+        }
+        let (si, e) = self.merge.next_entry(&self.replay)?;
+        Some(self.replay.load_entry(&self.replay.streams[si], e))
+    }
+}
+
+impl Frames {
+    /// Skips damaged frames instead of yielding their errors; the errors are kept and can be
+    /// read from the adaptor ([`SkipDamaged::skipped`]).
+    pub fn skip_damaged(self) -> SkipDamaged {
+        SkipDamaged { inner: self, skipped: Vec::new() }
+    }
+}
+
+/// Frames with damaged ones left out (and remembered).
+pub struct SkipDamaged {
+    inner: Frames,
+    skipped: Vec<Error>,
+}
+
+impl SkipDamaged {
+    /// The errors of the frames skipped so far.
+    pub fn skipped(&self) -> &[Error] {
+        &self.skipped
+    }
+}
+
+impl Iterator for SkipDamaged {
+    type Item = Frame;
+    fn next(&mut self) -> Option<Frame> {
+        loop {
+            match self.inner.next()? {
+                Ok(f) => return Some(f),
+                Err(e) => self.skipped.push(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Writer options.
+
+use super::Recorder;
+use crate::error::Result;
+use std::path::Path;
+use std::time::Duration;
+
+/// When the writer asks the OS to make written data durable (fsync).
+///
+/// Independently of this policy, every checkpoint hands all buffered bytes to the OS, so a
+/// process that is killed (but whose machine keeps running) loses nothing before its last
+/// checkpoint. This policy decides what a *power cut* may lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Sync at the first checkpoint after this much time has passed since the last sync (and at
+    /// the end of a session): a power cut loses at most about this long plus one checkpoint
+    /// interval. The default, with one second.
+    Interval(Duration),
+    /// Sync at every checkpoint (twice: data, then the commit slot that points at it). A power
+    /// cut loses nothing before the last completed checkpoint.
+    EveryCheckpoint,
+    /// Sync after every frame: a power cut loses nothing that `write` returned for. Costs one
+    /// fsync (milliseconds on many disks) per frame.
+    EveryFrame,
+    /// Never sync; the OS writes back when it likes. Sessions still end cleanly and a killed
+    /// process still loses nothing before its last checkpoint.
+    None,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Interval(Duration::from_secs(1))
+    }
+}
+
+/// Options of a [`Recorder`], as a builder.
+///
+/// ```
+/// use recfile::{Durability, RecorderOptions};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir().unwrap();
+/// let recorder = RecorderOptions::new()
+///     .checkpoint_every_frames(500)
+///     .checkpoint_every(Duration::from_millis(200))
+///     .durability(Durability::EveryCheckpoint)
+///     .create(dir.path().join("run.rec"))
+///     .unwrap();
+/// # drop(recorder);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RecorderOptions {
+    pub(crate) checkpoint_every_frames: u64,
+    pub(crate) checkpoint_every: Duration,
+    pub(crate) durability: Durability,
+    pub(crate) buffer_bytes: usize,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        RecorderOptions {
+            checkpoint_every_frames: 1000,
+            checkpoint_every: Duration::from_secs(1),
+            durability: Durability::default(),
+            buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+impl RecorderOptions {
+    /// Defaults: a checkpoint every 1000 frames or every second, `Durability::Interval(1 s)`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes a checkpoint after this many frames (counted over all streams). 0 disables the
+    /// frame-count trigger.
+    pub fn checkpoint_every_frames(mut self, frames: u64) -> Self {
+        self.checkpoint_every_frames = frames;
+        self
+    }
+
+    /// Writes a checkpoint when this much wall time has passed since the last one (checked as
+    /// frames are written). `Duration::ZERO` disables the time trigger.
+    pub fn checkpoint_every(mut self, interval: Duration) -> Self {
+        self.checkpoint_every = interval;
+        self
+    }
+
+    /// Sets the sync policy.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Size of the user-space write buffer (default 1 MiB); it is also flushed at every
+    /// checkpoint.
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Creates a new file with these options (see [`Recorder::create`]).
+    pub fn create(self, path: impl AsRef<Path>) -> Result<Recorder> {
+        Recorder::create_with(path.as_ref(), self)
+    }
+
+    /// Opens an existing file to append sessions (see [`Recorder::open_append`]).
+    pub fn open_append(self, path: impl AsRef<Path>) -> Result<Recorder> {
+        Recorder::open_append_with(path.as_ref(), self)
+    }
+}

@@ -1,0 +1,199 @@
+//! The recorder: owns the file, its lock and the commit slots.
+
+use super::options::RecorderOptions;
+use super::session::SessionWriter;
+use crate::error::{Error, Result};
+use crate::format::header::{new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN};
+use crate::storage::{FileStorage, Storage};
+use crate::time::Timestamp;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The writer's view of the commit slots: the current one and where it lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlotState {
+    pub current: Slot,
+    pub current_index: usize,
+}
+
+impl SlotState {
+    /// Writes `next` (with the next generation) over the older slot.
+    pub fn commit(&mut self, storage: &mut dyn Storage, next: Slot) -> Result<()> {
+        let next = Slot { generation: self.current.generation + 1, ..next };
+        let index = 1 - self.current_index;
+        storage.write_at(Slot::offset_of(index), &next.encode())?;
+        self.current = next;
+        self.current_index = index;
+        Ok(())
+    }
+}
+
+/// What a recorder and its active session share: the storage is lent to the session while it
+/// records and returned when it ends.
+pub(crate) struct Home {
+    pub storage: Option<Box<dyn Storage>>,
+    pub slots: SlotState,
+    pub last_sync: Instant,
+}
+
+/// Writes sessions into a `.rec` file. Holds an exclusive lock on the file for its lifetime,
+/// so a second recorder on the same file fails with [`Error::Locked`].
+///
+/// ```
+/// use recfile::{Recorder, Timestamp, RecFile};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("robot.rec");
+/// let mut recorder = Recorder::create(&path).unwrap();
+/// let mut session = recorder.start_session("drive-1").unwrap();
+/// let lidar = session.add_stream("lidar", "raw").unwrap();
+/// for i in 0..10 {
+///     session.write(lidar, Timestamp::from_nanos(i * 100_000_000), &[i as u8; 4]).unwrap();
+/// }
+/// let info = session.finish().unwrap();
+/// assert_eq!(info.frames, 10);
+/// drop(recorder);
+/// let file = RecFile::open(&path).unwrap();
+/// assert_eq!(file.last_session().unwrap().stream("lidar").unwrap().len(), 10);
+/// ```
+pub struct Recorder {
+    pub(crate) home: Arc<Mutex<Home>>,
+    pub(crate) options: RecorderOptions,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) file_id: uuid::Uuid,
+}
+
+fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_path_buf() }),
+        Err(TryLockError::Error(e)) => Err(Error::from(e).with_path(path)),
+    }
+}
+
+impl Recorder {
+    /// Creates a new `.rec` file. Refuses with [`Error::AlreadyExists`] when the path exists
+    /// and is not empty: a recording is never overwritten.
+    pub fn create(path: impl AsRef<Path>) -> Result<Recorder> {
+        Recorder::create_with(path.as_ref(), RecorderOptions::default())
+    }
+
+    /// Opens an existing file to append sessions (creating it when missing or empty). An
+    /// interrupted session in it is recovered first.
+    pub fn open_append(path: impl AsRef<Path>) -> Result<Recorder> {
+        Recorder::open_append_with(path.as_ref(), RecorderOptions::default())
+    }
+
+    pub(crate) fn create_with(path: &Path, options: RecorderOptions) -> Result<Recorder> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::from(e).with_path(path))?;
+        lock_exclusive(&file, path)?;
+        let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
+        if len > 0 {
+            return Err(Error::AlreadyExists { path: path.to_path_buf() });
+        }
+        let mut r = Recorder::init_storage(Box::new(FileStorage::new(file)), options).map_err(|e| e.with_path(path))?;
+        sync_parent_dir(path);
+        r.path = Some(path.to_path_buf());
+        Ok(r)
+    }
+
+    pub(crate) fn open_append_with(path: &Path, options: RecorderOptions) -> Result<Recorder> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::from(e).with_path(path))?;
+        lock_exclusive(&file, path)?;
+        let storage: Box<dyn Storage> = Box::new(FileStorage::new(file));
+        let mut r = if storage.is_empty().map_err(|e| Error::from(e).with_path(path))? {
+            let r = Recorder::init_storage(storage, options)?;
+            sync_parent_dir(path);
+            r
+        } else {
+            Recorder::open_storage(storage, options).map_err(|e| e.with_path(path))?
+        };
+        r.path = Some(path.to_path_buf());
+        Ok(r)
+    }
+
+    /// A recorder over any storage whose content is empty: writes a new header. Used by tests
+    /// that simulate crashes and by in-memory fuzzing.
+    pub fn init_storage(mut storage: Box<dyn Storage>, options: RecorderOptions) -> Result<Recorder> {
+        let header = FileHeader::new(uuid::Uuid::new_v4(), Timestamp::now().as_nanos());
+        storage.write_at(0, &new_header_page(&header))?;
+        storage.sync()?;
+        let slots = Slots::decode(&new_header_page(&header))?;
+        Ok(Recorder::from_parts(storage, options, SlotState { current: slots.current, current_index: slots.current_index }, header.file_id))
+    }
+
+    /// A recorder over storage that already holds a `.rec` file: recovers an interrupted
+    /// session, then positions after the last finished session.
+    pub fn open_storage(mut storage: Box<dyn Storage>, options: RecorderOptions) -> Result<Recorder> {
+        crate::recover::recover_storage(storage.as_mut())?;
+        let mut page = vec![0u8; HEADER_USED_LEN];
+        let len = storage.len()?;
+        if len < HEADER_LEN {
+            let mut head = vec![0u8; len as usize];
+            storage.read_at(0, &mut head)?;
+            FileHeader::decode(&head)?;
+        }
+        storage.read_at(0, &mut page)?;
+        page.resize(HEADER_LEN as usize, 0);
+        let header = FileHeader::decode(&page)?;
+        let slots = Slots::decode(&page)?;
+        // Anything past the committed length of an idle file is unreferenced (a session start
+        // whose slot update never happened): drop it so the new session starts clean.
+        if len > slots.current.committed_len {
+            storage.set_len(slots.current.committed_len)?;
+            storage.sync()?;
+        }
+        Ok(Recorder::from_parts(storage, options, SlotState { current: slots.current, current_index: slots.current_index }, header.file_id))
+    }
+
+    fn from_parts(storage: Box<dyn Storage>, options: RecorderOptions, slots: SlotState, file_id: uuid::Uuid) -> Recorder {
+        Recorder {
+            home: Arc::new(Mutex::new(Home { storage: Some(storage), slots, last_sync: Instant::now() })),
+            options,
+            path: None,
+            file_id,
+        }
+    }
+
+    /// Starts a new session. Only one session records at a time: starting a second one while
+    /// another [`SessionWriter`] of this recorder is alive fails.
+    pub fn start_session(&mut self, name: &str) -> Result<SessionWriter> {
+        SessionWriter::start(self, name, Vec::new())
+    }
+
+    /// Starts a new session with metadata known at its start.
+    pub fn start_session_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Result<SessionWriter> {
+        let md = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SessionWriter::start(self, name, md)
+    }
+
+    /// The file's UUID.
+    pub fn file_id(&self) -> uuid::Uuid {
+        self.file_id
+    }
+
+    /// The path, when the recorder writes a file.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Gives the storage back (for tests that inspect what was written). Fails while a session
+    /// is recording.
+    pub fn into_storage(self) -> Result<Box<dyn Storage>> {
+        let mut home = self.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
+        home.storage.take().ok_or_else(|| Error::Closed("a session is still recording".into()))
+    }
+}
+
+/// Makes a new directory entry durable; best effort (not every platform or filesystem allows
+/// opening a directory).
+fn sync_parent_dir(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(parent) {
+        let _ = dir.sync_all();
+    }
+}

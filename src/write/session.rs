@@ -1,0 +1,504 @@
+//! One session being recorded.
+
+use super::options::{Durability, RecorderOptions};
+use super::recorder::{Home, Recorder, SlotState};
+use super::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
+use crate::error::{Error, Result};
+use crate::format::codec::encode_value;
+use crate::format::header::{Slot, SlotState as State};
+use crate::format::index::IndexEntry;
+use crate::format::record::{
+    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN,
+    MAX_BODY_LEN,
+};
+use crate::storage::Storage;
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Identifies a stream within the session that defined it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u16);
+
+/// What a finished session holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session UUID.
+    pub id: uuid::Uuid,
+    /// Session name.
+    pub name: String,
+    /// File offset of the session's start record.
+    pub offset: u64,
+    /// Wall time at start.
+    pub start: Timestamp,
+    /// Wall time at the end.
+    pub end: Timestamp,
+    /// Frames over all streams.
+    pub frames: u64,
+    /// Checkpoints written.
+    pub checkpoints: u32,
+    /// Bytes the session occupies in the file.
+    pub bytes: u64,
+    /// (name, frames) of each stream, in definition order.
+    pub streams: Vec<(String, u64)>,
+}
+
+/// Per-stream writer state. Memory per stream is constant plus one run per checkpoint that
+/// saw frames of the stream; frame entries are kept only until the next checkpoint.
+struct StreamState {
+    name: String,
+    def_offset: u64,
+    frames: u64,
+    payload_bytes: u64,
+    first_ts: i64,
+    last_ts: i64,
+    pending: Vec<IndexEntry>,
+    pending_bytes: u64,
+    runs: Vec<RunInfo>,
+}
+
+/// Appends one session's streams and frames. Get one from [`Recorder::start_session`].
+///
+/// Frames are buffered in memory and handed to the OS at every checkpoint (and whenever the
+/// buffer fills); checkpoints happen automatically every N frames and every T of wall time.
+/// Dropping the writer finishes the session (errors are then ignored: call
+/// [`SessionWriter::finish`] to see them).
+pub struct SessionWriter {
+    home: Arc<Mutex<Home>>,
+    storage: Option<Box<dyn Storage>>,
+    slots: SlotState,
+    options: RecorderOptions,
+    id: uuid::Uuid,
+    salt: u32,
+    name: String,
+    start_offset: u64,
+    start_ns: i64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    streams: Vec<StreamState>,
+    by_name: HashMap<String, u16>,
+    control: Vec<u64>,
+    metadata: Vec<(String, String)>,
+    frames_total: u64,
+    frames_since_checkpoint: u64,
+    checkpoints: u32,
+    last_checkpoint: u64,
+    interval_start: u64,
+    last_checkpoint_time: Instant,
+    last_sync: Instant,
+    failed: Option<String>,
+}
+
+/// Payloads at least this large skip the buffer (written straight after flushing it).
+const DIRECT_WRITE_MIN: usize = 256 * 1024;
+
+impl SessionWriter {
+    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
+        let (mut storage, slots, last_sync) = {
+            let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
+            let storage = home.storage.take().ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
+            (storage, home.slots, home.last_sync)
+        };
+        let id = uuid::Uuid::new_v4();
+        let salt = session_salt(&id);
+        let start_offset = slots.current.committed_len;
+        let start_ns = Timestamp::now().as_nanos();
+        let body = SessionStartBody { id, start_ns, prev_session_end: slots.current.last_session_end, name: name.to_string(), metadata: metadata.clone() };
+        let mut buf = Vec::with_capacity(recorder.options.buffer_bytes + 4096);
+        put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
+        let mut w = SessionWriter {
+            home: recorder.home.clone(),
+            storage: None,
+            slots,
+            options: recorder.options.clone(),
+            id,
+            salt,
+            name: name.to_string(),
+            start_offset,
+            start_ns,
+            buf_start: start_offset,
+            interval_start: start_offset + buf.len() as u64,
+            buf,
+            streams: Vec::new(),
+            by_name: HashMap::new(),
+            control: Vec::new(),
+            metadata,
+            frames_total: 0,
+            frames_since_checkpoint: 0,
+            checkpoints: 0,
+            last_checkpoint: 0,
+            last_checkpoint_time: Instant::now(),
+            last_sync,
+            failed: None,
+        };
+        // The session start and the Recording marker are written at once, so that a crash at
+        // any later moment leaves a session that recovery can find.
+        let started = (|| -> Result<()> {
+            w.flush_to(storage.as_mut())?;
+            let sync = w.options.durability != Durability::None;
+            if sync {
+                storage.sync()?;
+            }
+            let slot = Slot { state: State::Recording, committed_len: w.position(), active_session: start_offset, last_checkpoint: 0, ..w.slots.current };
+            w.slots.commit(storage.as_mut(), slot)?;
+            if sync {
+                storage.sync()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = started {
+            // Give the storage back so the recorder stays usable.
+            if let Ok(mut home) = w.home.lock() {
+                home.storage = Some(storage);
+            }
+            w.failed = Some("failed to start".into());
+            return Err(e);
+        }
+        w.storage = Some(storage);
+        Ok(w)
+    }
+
+    /// The session's UUID.
+    pub fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Frames written so far over all streams.
+    pub fn frames(&self) -> u64 {
+        self.frames_total
+    }
+
+    /// Checkpoints written so far.
+    pub fn checkpoints(&self) -> u32 {
+        self.checkpoints
+    }
+
+    /// The id of a stream defined earlier, by name.
+    pub fn stream_id(&self, name: &str) -> Option<StreamId> {
+        self.by_name.get(name).map(|&i| StreamId(i))
+    }
+
+    /// File offset where the next record goes.
+    fn position(&self) -> u64 {
+        self.buf_start + self.buf.len() as u64
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match &self.failed {
+            Some(why) => Err(Error::Closed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_to(&mut self, storage: &mut dyn Storage) -> Result<()> {
+        if !self.buf.is_empty() {
+            storage.write_at(self.buf_start, &self.buf)?;
+            self.buf_start += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Runs an I/O step; on error the writer is poisoned (the file state is then only known to
+    /// recovery) and the error returned.
+    fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut dyn Storage) -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let mut storage = self.storage.take().ok_or_else(|| Error::Closed("session finished".into()))?;
+        let r = f(self, storage.as_mut());
+        self.storage = Some(storage);
+        if let Err(e) = &r {
+            self.failed = Some(format!("an earlier write failed: {e}"));
+        }
+        r
+    }
+
+    /// Defines a stream with an encoding label (`json`, `bincode`, `raw`, `cdr`, …).
+    pub fn add_stream(&mut self, name: &str, encoding: &str) -> Result<StreamId> {
+        self.add_stream_with_schema(name, encoding, "", &[])
+    }
+
+    /// Defines a stream with an encoding label and a schema (name and bytes).
+    pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
+        self.check_open()?;
+        if self.by_name.contains_key(name) {
+            return Err(Error::InvalidArgument(format!("stream {name:?} is already defined in this session")));
+        }
+        let id = u16::try_from(self.streams.len()).map_err(|_| Error::LimitExceeded("at most 65536 streams per session".into()))?;
+        let body = StreamDefBody { stream: id, name: name.into(), encoding: encoding.into(), schema_name: schema_name.into(), schema: schema.to_vec() };
+        let offset = self.position();
+        put_record(&mut self.buf, Kind::StreamDef, self.salt, &body.encode());
+        self.control.push(offset);
+        self.streams.push(StreamState {
+            name: name.into(),
+            def_offset: offset,
+            frames: 0,
+            payload_bytes: 0,
+            first_ts: i64::MAX,
+            last_ts: i64::MIN,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            runs: Vec::new(),
+        });
+        self.by_name.insert(name.into(), id);
+        Ok(StreamId(id))
+    }
+
+    /// Sets a metadata key of the session (written at once; a later value for the same key
+    /// replaces the earlier one).
+    pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
+        self.check_open()?;
+        let offset = self.position();
+        put_record(&mut self.buf, Kind::Metadata, self.salt, &encode_metadata(key, value));
+        self.control.push(offset);
+        match self.metadata.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = value.to_string(),
+            None => self.metadata.push((key.to_string(), value.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Appends a frame; returns how many frames the stream holds now (like dimos' `save_one`).
+    /// Timestamps need not be increasing.
+    pub fn write(&mut self, stream: StreamId, ts: Timestamp, data: &[u8]) -> Result<u64> {
+        self.check_open()?;
+        let index = usize::from(stream.0);
+        let Some(s) = self.streams.get_mut(index) else {
+            return Err(Error::InvalidArgument(format!("stream id {} is not defined in this session", stream.0)));
+        };
+        let seq = u32::try_from(s.frames).map_err(|_| Error::LimitExceeded(format!("stream {:?} holds 2^32 frames, the most one session can hold", s.name)))?;
+        if data.len() as u64 > MAX_BODY_LEN - FRAME_FIXED_LEN as u64 {
+            return Err(Error::LimitExceeded(format!("a frame payload can hold at most {} bytes", MAX_BODY_LEN - FRAME_FIXED_LEN as u64)));
+        }
+        let offset = self.buf_start + self.buf.len() as u64;
+        let ts = ts.as_nanos();
+        let header = frame_header(self.salt, stream.0, seq, ts, data);
+        s.pending.push(IndexEntry { ts, offset });
+        s.pending_bytes += data.len() as u64;
+        s.frames += 1;
+        s.payload_bytes += data.len() as u64;
+        s.first_ts = s.first_ts.min(ts);
+        s.last_ts = s.last_ts.max(ts);
+        let count = s.frames;
+        self.frames_total += 1;
+        self.frames_since_checkpoint += 1;
+        self.buf.extend_from_slice(&header);
+        if data.len() >= DIRECT_WRITE_MIN {
+            self.io(|w, st| {
+                w.flush_to(st)?;
+                st.write_at(w.buf_start, data)?;
+                w.buf_start += data.len() as u64;
+                Ok(())
+            })?;
+        } else {
+            self.buf.extend_from_slice(data);
+            if self.buf.len() >= self.options.buffer_bytes {
+                self.io(|w, st| w.flush_to(st))?;
+            }
+        }
+        if self.options.durability == Durability::EveryFrame {
+            self.io(|w, st| {
+                w.flush_to(st)?;
+                st.sync()?;
+                Ok(())
+            })?;
+        }
+        if self.checkpoint_due() {
+            self.write_checkpoint(&[])?;
+        }
+        Ok(count)
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        let by_count = self.options.checkpoint_every_frames > 0 && self.frames_since_checkpoint >= self.options.checkpoint_every_frames;
+        // Reading the clock costs ~20 ns; every 16th frame is often enough for a time trigger.
+        by_count || (!self.options.checkpoint_every.is_zero() && self.frames_since_checkpoint % 16 == 1 && self.last_checkpoint_time.elapsed() >= self.options.checkpoint_every)
+    }
+
+    /// Appends a frame stamped with the current wall time.
+    pub fn write_now(&mut self, stream: StreamId, data: &[u8]) -> Result<u64> {
+        self.write(stream, Timestamp::now(), data)
+    }
+
+    /// Appends a value encoded with bincode (standard configuration); read it back with
+    /// [`crate::Frame::decode`].
+    pub fn write_value<T: serde::Serialize + ?Sized>(&mut self, stream: StreamId, ts: Timestamp, value: &T) -> Result<u64> {
+        let bytes = encode_value(value)?;
+        self.write(stream, ts, &bytes)
+    }
+
+    /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
+    /// recoverable after a crash of this process.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.write_checkpoint(&[])
+    }
+
+    /// Writes a checkpoint carrying a snapshot of the caller's state (for instance a module's
+    /// state, to restart a replay from here).
+    pub fn checkpoint_with_state(&mut self, state: &[u8]) -> Result<()> {
+        if state.len() as u64 > MAX_BODY_LEN / 2 {
+            return Err(Error::LimitExceeded("checkpoint state too large".into()));
+        }
+        self.write_checkpoint(state)
+    }
+
+    fn write_checkpoint(&mut self, state: &[u8]) -> Result<()> {
+        self.check_open()?;
+        let offset = self.position();
+        let mut blocks = Vec::new();
+        let mut entries: Vec<&[IndexEntry]> = Vec::new();
+        for (id, s) in self.streams.iter_mut().enumerate() {
+            if s.pending.is_empty() {
+                continue;
+            }
+            if !s.pending.is_sorted() {
+                s.pending.sort_unstable();
+            }
+            let (first, last) = (s.pending[0].ts, s.pending.iter().map(|e| e.ts).max().unwrap_or(i64::MIN));
+            blocks.push(BlockHeader { stream: id as u16, count: s.pending.len() as u32, first_ts: first, last_ts: last, payload_bytes: s.pending_bytes, entries_offset: 0 });
+        }
+        for s in &self.streams {
+            if !s.pending.is_empty() {
+                entries.push(&s.pending);
+            }
+        }
+        let body = CheckpointBody {
+            number: self.checkpoints + 1,
+            prev_checkpoint: self.last_checkpoint,
+            wall_ns: Timestamp::now().as_nanos(),
+            frames_total: self.frames_total,
+            interval_start: self.interval_start,
+            control: std::mem::take(&mut self.control),
+            state: state.to_vec(),
+            blocks,
+        };
+        let placed = put_checkpoint(&mut self.buf, self.salt, offset, &body, &entries);
+        let sync_due = match self.options.durability {
+            Durability::EveryCheckpoint | Durability::EveryFrame => true,
+            Durability::Interval(d) => self.last_sync.elapsed() >= d,
+            Durability::None => false,
+        };
+        let end = self.position();
+        let session = self.start_offset;
+        self.io(|w, st| {
+            w.flush_to(st)?;
+            if sync_due {
+                st.sync()?;
+            }
+            let slot = Slot { state: State::Recording, committed_len: end, active_session: session, last_checkpoint: offset, ..w.slots.current };
+            w.slots.commit(st, slot)?;
+            // Under the strict policies the slot itself is made durable too.
+            if sync_due && matches!(w.options.durability, Durability::EveryCheckpoint | Durability::EveryFrame) {
+                st.sync()?;
+            }
+            Ok(())
+        })?;
+        if sync_due {
+            self.last_sync = Instant::now();
+        }
+        for b in &placed {
+            let s = &mut self.streams[usize::from(b.stream)];
+            s.runs.push(RunInfo { run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset }, last_ts: b.last_ts });
+            s.pending.clear();
+            s.pending_bytes = 0;
+        }
+        self.checkpoints += 1;
+        self.last_checkpoint = offset;
+        self.interval_start = end;
+        self.frames_since_checkpoint = 0;
+        self.last_checkpoint_time = Instant::now();
+        Ok(())
+    }
+
+    /// Ends the session: writes a last checkpoint if frames are pending, the final index and
+    /// the session end, syncs (unless `Durability::None`) and marks the file idle.
+    pub fn finish(mut self) -> Result<SessionInfo> {
+        self.finish_inner()
+    }
+
+    fn finish_inner(&mut self) -> Result<SessionInfo> {
+        self.check_open()?;
+        if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
+            self.write_checkpoint(&[])?;
+        }
+        let summaries: Vec<StreamSummary> = self
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(id, s)| StreamSummary {
+                id: id as u16,
+                def_offset: s.def_offset,
+                frames: s.frames,
+                payload_bytes: s.payload_bytes,
+                first_ts: if s.frames == 0 { 0 } else { s.first_ts },
+                last_ts: if s.frames == 0 { 0 } else { s.last_ts },
+                runs: s.runs.clone(),
+            })
+            .collect();
+        let end_ns = Timestamp::now().as_nanos();
+        let sync = self.options.durability != Durability::None;
+        let pos = self.position();
+        let written = self.io(|w, st| {
+            w.flush_to(st)?;
+            let fields = EndFields { session_start: w.start_offset, end_ns, frames: w.frames_total, checkpoints: w.checkpoints, recovered: false, metadata: &w.metadata };
+            let written = write_index_and_end(st, pos, w.salt, &summaries, &fields)?;
+            if sync {
+                st.sync()?;
+            }
+            let slot = Slot { state: State::Idle, committed_len: written.new_len, active_session: 0, last_checkpoint: 0, last_session_end: written.end_offset, ..w.slots.current };
+            w.slots.commit(st, slot)?;
+            if sync {
+                st.sync()?;
+            }
+            Ok(written)
+        })?;
+        self.buf_start = written.new_len;
+        let info = SessionInfo {
+            id: self.id,
+            name: self.name.clone(),
+            offset: self.start_offset,
+            start: Timestamp::from_nanos(self.start_ns),
+            end: Timestamp::from_nanos(end_ns),
+            frames: self.frames_total,
+            checkpoints: self.checkpoints,
+            bytes: written.new_len - self.start_offset,
+            streams: self.streams.iter().map(|s| (s.name.clone(), s.frames)).collect(),
+        };
+        self.failed = Some("session finished".into());
+        self.return_storage();
+        Ok(info)
+    }
+
+    /// Stops without finishing, as if the process had been killed now: bytes still in the
+    /// user-space buffer are dropped and the session stays marked as recording, for recovery
+    /// to find. Meant for tests of crash handling.
+    pub fn abandon(mut self) {
+        self.buf.clear();
+        self.failed = Some("abandoned".into());
+        self.return_storage();
+    }
+
+    fn return_storage(&mut self) {
+        if let Some(storage) = self.storage.take() {
+            if let Ok(mut home) = self.home.lock() {
+                home.storage = Some(storage);
+                home.slots = self.slots;
+                home.last_sync = self.last_sync;
+            }
+        }
+    }
+}
+
+impl Drop for SessionWriter {
+    fn drop(&mut self) {
+        if self.failed.is_none() {
+            let _ = self.finish_inner();
+        }
+        self.return_storage();
+    }
+}

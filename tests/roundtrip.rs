@@ -1,0 +1,101 @@
+//! Round trips through the writer and the reader.
+
+use recfile::{Durability, Error, RecFile, Recorder, RecorderOptions, SessionState, Timestamp};
+use std::time::Duration;
+
+fn ts(n: i64) -> Timestamp {
+    Timestamp::from_nanos(n)
+}
+
+#[test]
+fn many_streams_round_trip_with_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rec");
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(7).create(&path).unwrap();
+    let mut s = rec.start_session("drive").unwrap();
+    let a = s.add_stream("lidar", "raw").unwrap();
+    let b = s.add_stream("odom", "bincode").unwrap();
+    s.set_metadata("robot", "go2").unwrap();
+    for i in 0..100i64 {
+        assert_eq!(s.write(a, ts(i * 10), format!("L{i}").as_bytes()).unwrap(), i as u64 + 1);
+        if i % 3 == 0 {
+            s.write_value(b, ts(i * 10 + 5), &(i, i as f64 * 0.5)).unwrap();
+        }
+    }
+    s.set_metadata("robot", "go2-w").unwrap();
+    let info = s.finish().unwrap();
+    assert_eq!(info.frames, 134);
+    assert!(info.checkpoints >= 19);
+    drop(rec);
+
+    let f = RecFile::open(&path).unwrap();
+    let sess = f.last_session().unwrap();
+    assert_eq!(sess.state(), SessionState::Finished);
+    assert_eq!(sess.name(), "drive");
+    assert_eq!(sess.metadata_value("robot"), Some("go2-w"));
+    assert_eq!(sess.frame_count(), 134);
+    let lidar = sess.stream("lidar").unwrap();
+    assert_eq!(lidar.len(), 100);
+    for (i, fr) in lidar.iterate().enumerate() {
+        let fr = fr.unwrap();
+        assert_eq!(fr.data(), format!("L{i}").as_bytes());
+        assert_eq!(fr.seq(), i as u64);
+        assert_eq!(fr.timestamp(), ts(i as i64 * 10));
+        assert_eq!(fr.stream(), "lidar");
+    }
+    let odom = sess.stream("odom").unwrap();
+    assert_eq!(odom.len(), 34);
+    assert_eq!(odom.load(2).unwrap().decode::<(i64, f64)>().unwrap(), (6, 3.0));
+    let both = sess.replay(&[]).unwrap();
+    let all: Vec<_> = both.iterate().map(|f| f.unwrap()).collect();
+    assert_eq!(all.len(), 134);
+    assert!(all.windows(2).all(|w| w[0].timestamp() <= w[1].timestamp()));
+    assert_eq!(lidar.find_closest(ts(44), None).unwrap().timestamp(), ts(40));
+    assert_eq!(lidar.find_closest(ts(45), None).unwrap().timestamp(), ts(40), "tie goes to the earlier");
+    assert_eq!(lidar.find_closest(ts(46), None).unwrap().timestamp(), ts(50));
+    assert!(lidar.find_closest(ts(45), Some(Duration::from_nanos(4))).is_none());
+    assert_eq!(lidar.find_before(ts(49)).unwrap().timestamp(), ts(40));
+    assert_eq!(lidar.find_after(ts(41)).unwrap().timestamp(), ts(50));
+    assert!(lidar.find_after(ts(991)).is_none());
+    assert!(lidar.find_before(ts(-1)).is_none());
+    assert_eq!(lidar.find_closest_seek(Duration::from_nanos(21), None).unwrap().timestamp(), ts(20));
+}
+
+#[test]
+fn second_writer_is_refused_and_create_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rec");
+    let rec = Recorder::create(&path).unwrap();
+    assert!(matches!(Recorder::open_append(&path), Err(Error::Locked { .. })));
+    drop(rec);
+    assert!(matches!(Recorder::create(&path), Err(Error::AlreadyExists { .. })));
+    let mut rec = Recorder::open_append(&path).unwrap();
+    rec.start_session("x").unwrap().finish().unwrap();
+}
+
+#[test]
+fn out_of_order_timestamps_two_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rec");
+    {
+        let mut rec = RecorderOptions::new().checkpoint_every_frames(5).durability(Durability::None).create(&path).unwrap();
+        let mut s = rec.start_session("one").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        for t in [50, 10, 30, 30, 20, 90, 0, 70, 60, 30, 40, 80] {
+            s.write(a, ts(t), &t.to_le_bytes()).unwrap();
+        }
+        s.finish().unwrap();
+        let mut s = rec.start_session("two").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        s.write(a, ts(1), b"x").unwrap();
+        s.finish().unwrap();
+    }
+    let f = RecFile::open(&path).unwrap();
+    assert_eq!(f.session_count(), 2);
+    let r = f.session(0).unwrap().stream("a").unwrap();
+    let got: Vec<(i64, u64)> = r.iterate().map(|f| f.unwrap()).map(|f| (f.timestamp().as_nanos(), f.seq())).collect();
+    assert_eq!(got, vec![(0, 6), (10, 1), (20, 4), (30, 2), (30, 3), (30, 9), (40, 10), (50, 0), (60, 8), (70, 7), (80, 11), (90, 5)]);
+    assert_eq!(r.find_closest(ts(31), None).unwrap().seq(), 2, "earliest arrival of the closest timestamp");
+    assert_eq!(r.find_before(ts(30)).unwrap().seq(), 9, "latest arrival at or before");
+    assert_eq!(f.session(1).unwrap().stream("a").unwrap().len(), 1);
+}
