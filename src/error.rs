@@ -92,7 +92,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The file holds an interrupted session that must be recovered before this operation.
-    #[error("the file holds an interrupted session at offset {session_offset}: run `rec recover` first")]
+    #[error(
+        "the file holds an interrupted session at offset {session_offset}: run `rec recover` first"
+    )]
     NeedsRecovery {
         /// Offset of the interrupted session's start record.
         session_offset: u64,

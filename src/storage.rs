@@ -20,12 +20,36 @@ pub trait Storage: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
+    /// A read-only view of the whole content: a memory map for files, a copy otherwise.
+    /// Recovery reads through it so that it touches only the pages it needs.
+    fn view(&self) -> io::Result<View> {
+        Ok(View::Bytes(self.read_all()?))
+    }
     /// The whole content, for in-memory views (recovery of read-only opens, tests).
     fn read_all(&self) -> io::Result<Vec<u8>> {
-        let len = usize::try_from(self.len()?).map_err(|_| io::Error::other("storage larger than memory"))?;
+        let len = usize::try_from(self.len()?)
+            .map_err(|_| io::Error::other("storage larger than memory"))?;
         let mut buf = vec![0u8; len];
         self.read_at(0, &mut buf)?;
         Ok(buf)
+    }
+}
+
+/// A read-only view of a storage's bytes.
+pub enum View {
+    /// A memory map of a file.
+    Map(memmap2::Mmap),
+    /// A copy in memory.
+    Bytes(Vec<u8>),
+}
+
+impl std::ops::Deref for View {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            View::Map(m) => m,
+            View::Bytes(b) => b,
+        }
     }
 }
 
@@ -62,6 +86,15 @@ impl Storage for FileStorage {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
+    fn view(&self) -> io::Result<View> {
+        if self.len()? == 0 {
+            return Ok(View::Bytes(Vec::new()));
+        }
+        // SAFETY: a read-only map of a file this process holds the writer lock of; it is
+        // dropped before any truncation, and only bytes below the file length are read.
+        let map = unsafe { memmap2::Mmap::map(&self.file) }?;
+        Ok(View::Map(map))
+    }
 }
 
 /// Storage in memory: for fuzzing, tests, and recovering a read-only view.
@@ -82,7 +115,9 @@ impl MemStorage {
 
 fn to_index(offset: u64, len: usize) -> io::Result<(usize, usize)> {
     let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
-    let end = start.checked_add(len).ok_or_else(|| io::Error::other("offset too large"))?;
+    let end = start
+        .checked_add(len)
+        .ok_or_else(|| io::Error::other("offset too large"))?;
     Ok((start, end))
 }
 
@@ -138,6 +173,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn read_all(&self) -> io::Result<Vec<u8>> {
         (**self).read_all()
+    }
+    fn view(&self) -> io::Result<View> {
+        (**self).view()
     }
 }
 

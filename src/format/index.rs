@@ -29,7 +29,10 @@ impl IndexEntry {
     /// Decodes 16 bytes the caller has bounds-checked.
     #[inline]
     pub fn decode(b: &[u8]) -> IndexEntry {
-        IndexEntry { ts: le_i64(b, 0), offset: le_u64(b, 8) }
+        IndexEntry {
+            ts: le_i64(b, 0),
+            offset: le_u64(b, 8),
+        }
     }
 }
 
@@ -113,7 +116,14 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let e: Vec<IndexEntry> = [1, 3, 3, 5].iter().enumerate().map(|(i, &t)| IndexEntry { ts: t, offset: i as u64 }).collect();
+        let e: Vec<IndexEntry> = [1, 3, 3, 5]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| IndexEntry {
+                ts: t,
+                offset: i as u64,
+            })
+            .collect();
         let b = encode_entries(&e);
         let s = EntrySlice::new(&b);
         assert_eq!(s.len(), 4);

@@ -4,7 +4,7 @@ use super::file::FileInner;
 use crate::error::{Error, Result};
 use crate::format::codec::decode_value;
 use crate::format::index::IndexEntry;
-use crate::format::record::{decode_frame, read_record, Kind, RECORD_HEADER_LEN, FRAME_FIXED_LEN};
+use crate::format::record::{decode_frame, read_record, Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -44,17 +44,31 @@ impl PartialEq for Frame {
 impl Frame {
     /// Loads the frame an index entry points at, checking its CRC and that it is the frame the
     /// entry describes.
-    pub(crate) fn load(file: &Arc<FileInner>, session: usize, salt: u32, stream_id: u16, stream: &Arc<str>, e: IndexEntry) -> Result<Frame> {
+    pub(crate) fn load(
+        file: &Arc<FileInner>,
+        session: usize,
+        salt: u32,
+        stream_id: u16,
+        stream: &Arc<str>,
+        e: IndexEntry,
+    ) -> Result<Frame> {
         let r = read_record(file.bytes(), e.offset, Some(salt))?;
         if r.kind() != Some(Kind::Frame) {
-            return Err(Error::Malformed { what: "frame", offset: e.offset, reason: format!("index points at a record of kind {}", r.kind_byte) });
+            return Err(Error::Malformed {
+                what: "frame",
+                offset: e.offset,
+                reason: format!("index points at a record of kind {}", r.kind_byte),
+            });
         }
         let (f, payload) = decode_frame(r.body, e.offset)?;
         if f.stream != stream_id || f.ts != e.ts {
             return Err(Error::Malformed {
                 what: "frame",
                 offset: e.offset,
-                reason: format!("index expects stream {stream_id} at ts {}, frame has stream {} at ts {}", e.ts, f.stream, f.ts),
+                reason: format!(
+                    "index expects stream {stream_id} at ts {}, frame has stream {} at ts {}",
+                    e.ts, f.stream, f.ts
+                ),
             });
         }
         Ok(Frame {
@@ -80,6 +94,11 @@ impl Frame {
         &self.stream
     }
 
+    /// Id of the frame's stream within its session.
+    pub fn stream_id(&self) -> u16 {
+        self.stream_id
+    }
+
     /// Arrival number within its stream (0-based).
     pub fn seq(&self) -> u64 {
         u64::from(self.seq)
@@ -87,7 +106,10 @@ impl Frame {
 
     /// The payload, borrowed from the file.
     pub fn data(&self) -> &[u8] {
-        self.file.bytes().get(self.payload_start..self.payload_start + self.payload_len).unwrap_or(&[])
+        self.file
+            .bytes()
+            .get(self.payload_start..self.payload_start + self.payload_len)
+            .unwrap_or(&[])
     }
 
     /// Decodes a payload written with `write_value` (bincode, with a size limit).

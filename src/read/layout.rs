@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
 use crate::format::record::{
-    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, RunRef, SessionEndBody, SessionStartBody, StreamDefBody, RUN_LEN,
+    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of,
+    CheckpointBody, Kind, RunRef, SessionEndBody, SessionStartBody, StreamDefBody, RUN_LEN,
 };
 use crate::write::tail::RunInfo;
 use std::sync::Arc;
@@ -68,22 +69,11 @@ pub(crate) enum RunSource {
 #[derive(Clone, Debug)]
 pub(crate) struct StreamLayout {
     pub def: StreamDefBody,
-    pub def_offset: u64,
     pub frames: u64,
     pub payload_bytes: u64,
     pub first_ts: i64,
     pub last_ts: i64,
     pub runs: RunSource,
-}
-
-/// A checkpoint as found in the file.
-#[derive(Clone, Debug)]
-pub(crate) struct CheckpointRef {
-    pub offset: u64,
-    pub number: u32,
-    pub wall_ns: i64,
-    pub frames_total: u64,
-    pub state_len: u64,
 }
 
 /// One session as found in the file.
@@ -139,6 +129,12 @@ pub(crate) struct ActiveScan {
     pub stop: Option<String>,
     /// Number of tail frames (after the last checkpoint).
     pub tail_frames: u64,
+    /// Offset of the first record after the last checkpoint (or after the session start).
+    pub tail_start: u64,
+    /// StreamDef and Metadata records after the last checkpoint.
+    pub tail_control: Vec<u64>,
+    /// Wall time of the last checkpoint (the session start when none).
+    pub last_wall_ns: i64,
 }
 
 fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
@@ -152,7 +148,11 @@ impl ActiveScan {
     fn stream_mut(&mut self, id: u16, at: u64) -> Result<&mut ActiveStream> {
         match self.streams.get_mut(usize::from(id)) {
             Some(s) if s.def.is_some() => Ok(s),
-            _ => Err(Error::Malformed { what: "frame", offset: at, reason: format!("stream {id} is not defined before it is used") }),
+            _ => Err(Error::Malformed {
+                what: "frame",
+                offset: at,
+                reason: format!("stream {id} is not defined before it is used"),
+            }),
         }
     }
 
@@ -163,15 +163,31 @@ impl ActiveScan {
                 let def = StreamDefBody::decode(r.body, offset)?;
                 let id = usize::from(def.stream);
                 if id != self.streams.len() {
-                    return Err(Error::Malformed { what: "stream definition", offset, reason: format!("stream id {id}, expected {}", self.streams.len()) });
+                    return Err(Error::Malformed {
+                        what: "stream definition",
+                        offset,
+                        reason: format!("stream id {id}, expected {}", self.streams.len()),
+                    });
                 }
-                self.streams.push(ActiveStream { def: Some(def), def_offset: offset, first_ts: i64::MAX, last_ts: i64::MIN, ..Default::default() });
+                self.streams.push(ActiveStream {
+                    def: Some(def),
+                    def_offset: offset,
+                    first_ts: i64::MAX,
+                    last_ts: i64::MIN,
+                    ..Default::default()
+                });
             }
             Some(Kind::Metadata) => {
                 let (k, v) = decode_metadata(r.body, offset)?;
                 set_metadata(&mut self.metadata, k, v);
             }
-            _ => return Err(Error::Malformed { what: "checkpoint", offset, reason: format!("control offset points at a record of kind {}", r.kind_byte) }),
+            _ => {
+                return Err(Error::Malformed {
+                    what: "checkpoint",
+                    offset,
+                    reason: format!("control offset points at a record of kind {}", r.kind_byte),
+                })
+            }
         }
         Ok(())
     }
@@ -179,13 +195,24 @@ impl ActiveScan {
     fn apply_checkpoint(&mut self, file: &[u8], offset: u64, cp: &CheckpointBody) -> Result<()> {
         for &c in &cp.control {
             if c <= self.offset || c >= offset {
-                return Err(Error::Malformed { what: "checkpoint", offset, reason: format!("control offset {c} outside the session before the checkpoint") });
+                return Err(Error::Malformed {
+                    what: "checkpoint",
+                    offset,
+                    reason: format!("control offset {c} outside the session before the checkpoint"),
+                });
             }
             self.apply_control(file, c)?;
         }
         for b in &cp.blocks {
             let s = self.stream_mut(b.stream, offset)?;
-            s.runs.push(RunInfo { run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset }, last_ts: b.last_ts });
+            s.runs.push(RunInfo {
+                run: RunRef {
+                    first_ts: b.first_ts,
+                    count: u64::from(b.count),
+                    entries_offset: b.entries_offset,
+                },
+                last_ts: b.last_ts,
+            });
             s.frames += u64::from(b.count);
             s.payload_bytes += b.payload_bytes;
             s.first_ts = s.first_ts.min(b.first_ts);
@@ -197,6 +224,8 @@ impl ActiveScan {
             s.tail_bytes = 0;
         }
         self.tail_frames = 0;
+        self.tail_control.clear();
+        self.last_wall_ns = cp.wall_ns;
         self.checkpoints = cp.number;
         self.last_checkpoint = offset;
         self.frames = cp.frames_total;
@@ -220,12 +249,20 @@ fn read_checkpoint(file: &[u8], offset: u64, salt: u32) -> Result<(CheckpointBod
 /// Rebuilds an unfinished session from `file[..limit]`. `candidates` are checkpoint offsets to
 /// start from, best first (from the commit slots); a zero or invalid candidate is skipped, and
 /// when none is usable the whole session is scanned from its start.
-pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], limit: u64) -> Result<ActiveScan> {
+pub(crate) fn scan_active(
+    file: &[u8],
+    session_offset: u64,
+    candidates: &[u64],
+    limit: u64,
+) -> Result<ActiveScan> {
     let file = &file[..usize::try_from(limit).unwrap_or(usize::MAX).min(file.len())];
     let (salt, start, after_start) = read_session_start(file, session_offset)?;
     let fresh = ActiveScan {
         offset: session_offset,
         salt,
+        tail_start: after_start,
+        tail_control: Vec::new(),
+        last_wall_ns: start.start_ns,
         metadata: start.metadata.clone(),
         start,
         streams: Vec::new(),
@@ -258,24 +295,37 @@ fn scan_from_checkpoint(file: &[u8], mut scan: ActiveScan, last: u64) -> Result<
         chain.push((at, cp, end));
         if prev == 0 {
             if number != 1 {
-                return Err(Error::Malformed { what: "checkpoint", offset: at, reason: format!("first checkpoint of the chain has number {number}") });
+                return Err(Error::Malformed {
+                    what: "checkpoint",
+                    offset: at,
+                    reason: format!("first checkpoint of the chain has number {number}"),
+                });
             }
             break;
         }
         if prev >= at || prev <= scan.offset || number <= 1 {
-            return Err(Error::Malformed { what: "checkpoint", offset: at, reason: format!("previous checkpoint offset {prev} does not precede it") });
+            return Err(Error::Malformed {
+                what: "checkpoint",
+                offset: at,
+                reason: format!("previous checkpoint offset {prev} does not precede it"),
+            });
         }
         at = prev;
     }
     let mut tail_start = 0;
     for (offset, cp, end) in chain.iter().rev() {
         if cp.number != scan.checkpoints + 1 {
-            return Err(Error::Malformed { what: "checkpoint", offset: *offset, reason: format!("number {}, expected {}", cp.number, scan.checkpoints + 1) });
+            return Err(Error::Malformed {
+                what: "checkpoint",
+                offset: *offset,
+                reason: format!("number {}, expected {}", cp.number, scan.checkpoints + 1),
+            });
         }
         scan.apply_checkpoint(file, *offset, cp)?;
         tail_start = *end;
     }
     scan.valid_end = tail_start;
+    scan.tail_start = tail_start;
     scan_tail(file, &mut scan, tail_start);
     Ok(scan)
 }
@@ -296,7 +346,10 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 Some(Kind::Frame) => {
                     let (f, payload) = decode_frame(r.body, at)?;
                     let s = scan.stream_mut(f.stream, at)?;
-                    s.tail.push(IndexEntry { ts: f.ts, offset: at });
+                    s.tail.push(IndexEntry {
+                        ts: f.ts,
+                        offset: at,
+                    });
                     s.tail_bytes += payload.len() as u64;
                     s.frames += 1;
                     s.payload_bytes += payload.len() as u64;
@@ -305,32 +358,55 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                     scan.frames += 1;
                     scan.tail_frames += 1;
                 }
-                Some(Kind::StreamDef) | Some(Kind::Metadata) => scan.apply_control(file, at)?,
+                Some(Kind::StreamDef) | Some(Kind::Metadata) => {
+                    scan.apply_control(file, at)?;
+                    scan.tail_control.push(at);
+                }
                 Some(Kind::Checkpoint) => {
                     let cp = CheckpointBody::decode(r.body, at)?;
-                    if cp.number != scan.checkpoints + 1 || cp.prev_checkpoint != scan.last_checkpoint {
-                        return Err(Error::Malformed { what: "checkpoint", offset: at, reason: "does not continue the checkpoint chain".into() });
+                    if cp.number != scan.checkpoints + 1
+                        || cp.prev_checkpoint != scan.last_checkpoint
+                    {
+                        return Err(Error::Malformed {
+                            what: "checkpoint",
+                            offset: at,
+                            reason: "does not continue the checkpoint chain".into(),
+                        });
                     }
                     // Its blocks describe the tail frames already collected; swap them for runs.
-                    let tail_counts: Vec<u64> = scan.streams.iter().map(|s| s.tail.len() as u64).collect();
-                    let mut frames_before: Vec<u64> = scan.streams.iter().map(|s| s.frames).collect();
+                    let tail_counts: Vec<u64> =
+                        scan.streams.iter().map(|s| s.tail.len() as u64).collect();
+                    let mut frames_before: Vec<u64> =
+                        scan.streams.iter().map(|s| s.frames).collect();
                     for (s, t) in frames_before.iter_mut().zip(&tail_counts) {
                         *s -= t;
                     }
-                    let payload_before: Vec<u64> = scan.streams.iter().map(|s| s.payload_bytes - s.tail_bytes).collect();
+                    let payload_before: Vec<u64> = scan
+                        .streams
+                        .iter()
+                        .map(|s| s.payload_bytes - s.tail_bytes)
+                        .collect();
                     for (i, s) in scan.streams.iter_mut().enumerate() {
                         s.frames = frames_before[i];
                         s.payload_bytes = payload_before[i];
                     }
                     // Control records were applied as they were met; do not apply them twice.
-                    let cp_no_control = CheckpointBody { control: Vec::new(), ..cp };
+                    let cp_no_control = CheckpointBody {
+                        control: Vec::new(),
+                        ..cp
+                    };
                     scan.apply_checkpoint(file, at, &cp_no_control)?;
+                    scan.tail_start = r.end();
                 }
                 Some(Kind::Index) => {}
                 Some(Kind::SessionEnd) => {
                     let end = SessionEndBody::decode(r.body, at)?;
                     if end.session_start != scan.offset {
-                        return Err(Error::Malformed { what: "session end", offset: at, reason: "belongs to another session".into() });
+                        return Err(Error::Malformed {
+                            what: "session end",
+                            offset: at,
+                            reason: "belongs to another session".into(),
+                        });
                     }
                     scan.found_end = Some((at, end));
                     return Ok(false);
@@ -364,16 +440,22 @@ pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
     let mut tail = s.tail.clone();
     tail.sort_unstable();
     let mut infos = s.runs.clone();
-    let ordered = infos.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts) && match (infos.last(), tail.first()) {
-        (Some(last), Some(first)) => last.last_ts <= first.ts,
-        _ => true,
-    };
+    let ordered = infos.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts)
+        && match (infos.last(), tail.first()) {
+            (Some(last), Some(first)) => last.last_ts <= first.ts,
+            _ => true,
+        };
     let mut runs = Vec::new();
     let mut cum = 0;
     if ordered {
         for i in infos.drain(..) {
             check_entries_in(file, i.run.entries_offset, i.run.count)?;
-            runs.push(Run { first_ts: i.run.first_ts, cum_start: cum, count: i.run.count, loc: RunLoc::File(i.run.entries_offset) });
+            runs.push(Run {
+                first_ts: i.run.first_ts,
+                cum_start: cum,
+                count: i.run.count,
+                loc: RunLoc::File(i.run.entries_offset),
+            });
             cum += i.run.count;
         }
     } else {
@@ -384,7 +466,12 @@ pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
         tail.sort_unstable();
     }
     if let Some(first) = tail.first() {
-        runs.push(Run { first_ts: first.ts, cum_start: cum, count: tail.len() as u64, loc: RunLoc::Owned(encode_entries(&tail).into()) });
+        runs.push(Run {
+            first_ts: first.ts,
+            cum_start: cum,
+            count: tail.len() as u64,
+            loc: RunLoc::Owned(encode_entries(&tail).into()),
+        });
     }
     Ok(runs)
 }
@@ -396,10 +483,16 @@ pub(crate) fn entries_in(file: &[u8], offset: u64, count: u64) -> Result<&[u8]> 
 }
 
 fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
-    let end = count.checked_mul(ENTRY_LEN as u64).and_then(|l| l.checked_add(offset));
+    let end = count
+        .checked_mul(ENTRY_LEN as u64)
+        .and_then(|l| l.checked_add(offset));
     match end {
-        Some(end) if end <= file.len() as u64 && offset % 8 == 0 && count > 0 => Ok(()),
-        _ => Err(Error::Malformed { what: "index run", offset, reason: format!("{count} entries at {offset} do not lie aligned inside the file") }),
+        Some(end) if end <= file.len() as u64 && offset.is_multiple_of(8) && count > 0 => Ok(()),
+        _ => Err(Error::Malformed {
+            what: "index run",
+            offset,
+            reason: format!("{count} entries at {offset} do not lie aligned inside the file"),
+        }),
     }
 }
 
@@ -407,45 +500,90 @@ fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
 fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
     let unchecked = read_record(file, end_offset, None)?;
     if unchecked.kind() != Some(Kind::SessionEnd) {
-        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("expected a session end record (kind 6), found kind {}", unchecked.kind_byte) });
+        return Err(Error::Malformed {
+            what: "session end",
+            offset: end_offset,
+            reason: format!(
+                "expected a session end record (kind 6), found kind {}",
+                unchecked.kind_byte
+            ),
+        });
     }
     let end_guess = SessionEndBody::decode(unchecked.body, end_offset)?;
     if end_guess.session_start >= end_offset || end_guess.session_start < HEADER_LEN {
-        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("session start offset {} is not before it", end_guess.session_start) });
+        return Err(Error::Malformed {
+            what: "session end",
+            offset: end_offset,
+            reason: format!(
+                "session start offset {} is not before it",
+                end_guess.session_start
+            ),
+        });
     }
     let (salt, start, _) = read_session_start(file, end_guess.session_start)?;
     let r = read_record_of(file, end_offset, salt, Kind::SessionEnd)?;
     let end = SessionEndBody::decode(r.body, end_offset)?;
     if end.index_offset <= end.session_start || end.index_offset >= end_offset {
-        return Err(Error::Malformed { what: "session end", offset: end_offset, reason: format!("index offset {} outside the session", end.index_offset) });
+        return Err(Error::Malformed {
+            what: "session end",
+            offset: end_offset,
+            reason: format!("index offset {} outside the session", end.index_offset),
+        });
     }
     // The Index record's framing is checked here; its CRC (which covers every inline entry)
     // is checked by verify, so that opening stays independent of the index size.
     let idx = read_record(file, end.index_offset, None)?;
     if idx.kind() != Some(Kind::Index) {
-        return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("expected an index record (kind 5), found kind {}", idx.kind_byte) });
+        return Err(Error::Malformed {
+            what: "index",
+            offset: end.index_offset,
+            reason: format!(
+                "expected an index record (kind 5), found kind {}",
+                idx.kind_byte
+            ),
+        });
     }
     let mut streams = Vec::new();
-    for (i, s) in decode_index_streams(idx.body, end.index_offset)?.into_iter().enumerate() {
+    for (i, s) in decode_index_streams(idx.body, end.index_offset)?
+        .into_iter()
+        .enumerate()
+    {
         if usize::from(s.stream) != i {
-            return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("stream {} listed at position {i}", s.stream) });
+            return Err(Error::Malformed {
+                what: "index",
+                offset: end.index_offset,
+                reason: format!("stream {} listed at position {i}", s.stream),
+            });
         }
         if s.def_offset <= end.session_start || s.def_offset >= end.index_offset {
-            return Err(Error::Malformed { what: "index", offset: end.index_offset, reason: format!("definition of stream {i} at {} outside the session", s.def_offset) });
+            return Err(Error::Malformed {
+                what: "index",
+                offset: end.index_offset,
+                reason: format!(
+                    "definition of stream {i} at {} outside the session",
+                    s.def_offset
+                ),
+            });
         }
         let d = read_record_of(file, s.def_offset, salt, Kind::StreamDef)?;
         let def = StreamDefBody::decode(d.body, s.def_offset)?;
         if def.stream != s.stream {
-            return Err(Error::Malformed { what: "stream definition", offset: s.def_offset, reason: format!("defines stream {}, index expects {}", def.stream, s.stream) });
+            return Err(Error::Malformed {
+                what: "stream definition",
+                offset: s.def_offset,
+                reason: format!("defines stream {}, index expects {}", def.stream, s.stream),
+            });
         }
         streams.push(StreamLayout {
             def,
-            def_offset: s.def_offset,
             frames: s.frames,
             payload_bytes: s.payload_bytes,
             first_ts: s.first_ts,
             last_ts: s.last_ts,
-            runs: RunSource::Directory { offset: s.runs_offset, count: s.run_count },
+            runs: RunSource::Directory {
+                offset: s.runs_offset,
+                count: s.run_count,
+            },
         });
     }
     Ok(SessionLayout {
@@ -467,9 +605,17 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
 
 /// Reads the run directory of a finished stream into runs, bounds-checking each run.
 pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec<Run>> {
-    let len = count.checked_mul(RUN_LEN as u64).filter(|l| offset.checked_add(*l).is_some_and(|e| e <= file.len() as u64));
+    let len = count.checked_mul(RUN_LEN as u64).filter(|l| {
+        offset
+            .checked_add(*l)
+            .is_some_and(|e| e <= file.len() as u64)
+    });
     let Some(len) = len else {
-        return Err(Error::Malformed { what: "index", offset, reason: format!("run directory of {count} runs outside the file") });
+        return Err(Error::Malformed {
+            what: "index",
+            offset,
+            reason: format!("run directory of {count} runs outside the file"),
+        });
     };
     let dir = &file[offset as usize..(offset + len) as usize];
     let mut runs = Vec::with_capacity(count as usize);
@@ -479,23 +625,38 @@ pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec
         check_entries_in(file, r.entries_offset, r.count).map_err(|_| Error::Malformed {
             what: "index",
             offset: offset + (i * RUN_LEN) as u64,
-            reason: format!("run {i}: {} entries at {} do not lie aligned inside the file", r.count, r.entries_offset),
+            reason: format!(
+                "run {i}: {} entries at {} do not lie aligned inside the file",
+                r.count, r.entries_offset
+            ),
         })?;
-        runs.push(Run { first_ts: r.first_ts, cum_start: cum, count: r.count, loc: RunLoc::File(r.entries_offset) });
-        cum = cum.checked_add(r.count).ok_or_else(|| Error::Malformed { what: "index", offset, reason: "run counts overflow".into() })?;
+        runs.push(Run {
+            first_ts: r.first_ts,
+            cum_start: cum,
+            count: r.count,
+            loc: RunLoc::File(r.entries_offset),
+        });
+        cum = cum.checked_add(r.count).ok_or_else(|| Error::Malformed {
+            what: "index",
+            offset,
+            reason: "run counts overflow".into(),
+        })?;
     }
     Ok(runs)
 }
 
 /// Turns a rebuilt unfinished session into a layout for reading.
-pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionState) -> Result<SessionLayout> {
+pub(crate) fn layout_of_active(
+    file: &[u8],
+    scan: &ActiveScan,
+    state: SessionState,
+) -> Result<SessionLayout> {
     let mut streams = Vec::new();
     for s in &scan.streams {
         let Some(def) = &s.def else { continue };
         let runs = build_runs(file, s)?;
         streams.push(StreamLayout {
             def: def.clone(),
-            def_offset: s.def_offset,
             frames: s.frames,
             payload_bytes: s.payload_bytes,
             first_ts: if s.frames == 0 { 0 } else { s.first_ts },
@@ -540,7 +701,11 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
     let mut bound = u64::MAX;
     while at != 0 {
         if at >= bound {
-            return Err(Error::Malformed { what: "session end", offset: at, reason: "session chain does not go backwards".into() });
+            return Err(Error::Malformed {
+                what: "session end",
+                offset: at,
+                reason: "session chain does not go backwards".into(),
+            });
         }
         let s = read_finished(file, at)?;
         bound = s.offset;
@@ -549,12 +714,25 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
     }
     sessions.reverse();
     if slot.state == SlotState::Recording {
-        let limit = if live { slot.committed_len } else { file.len() as u64 };
-        let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit)?;
+        let limit = if live {
+            slot.committed_len
+        } else {
+            file.len() as u64
+        };
+        let scan = scan_active(
+            file,
+            slot.active_session,
+            &checkpoint_candidates(slots),
+            limit,
+        )?;
         match &scan.found_end {
             Some((end_at, _)) if !live => sessions.push(read_finished(file, *end_at)?),
             _ => {
-                let state = if live { SessionState::Recording } else { SessionState::Interrupted };
+                let state = if live {
+                    SessionState::Recording
+                } else {
+                    SessionState::Interrupted
+                };
                 sessions.push(layout_of_active(file, &scan, state)?);
             }
         }

@@ -24,7 +24,13 @@ pub(crate) struct StreamIndex {
 impl StreamIndex {
     pub fn new(id: u16, name: &str, encoding: &str, runs: Arc<[Run]>) -> Self {
         let len = runs.last().map_or(0, |r| r.cum_start + r.count);
-        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, len }
+        StreamIndex {
+            id,
+            name: name.into(),
+            encoding: encoding.into(),
+            runs,
+            len,
+        }
     }
 }
 
@@ -41,7 +47,10 @@ pub struct Replay {
 
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replay").field("streams", &self.stream_names()).field("len", &self.len()).finish()
+        f.debug_struct("Replay")
+            .field("streams", &self.stream_names())
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -91,7 +100,10 @@ impl Replay {
     /// Entry at position `i` of stream `s`.
     #[inline]
     fn entry(&self, s: &StreamIndex, i: u64) -> Option<IndexEntry> {
-        let r = s.runs.partition_point(|run| run.cum_start <= i).checked_sub(1)?;
+        let r = s
+            .runs
+            .partition_point(|run| run.cum_start <= i)
+            .checked_sub(1)?;
         let run = &s.runs[r];
         let e = self.run_entries(run);
         let j = usize::try_from(i - run.cum_start).ok()?;
@@ -126,7 +138,14 @@ impl Replay {
 
     fn load_entry(&self, s: &StreamIndex, e: IndexEntry) -> Result<Frame> {
         let l = self.session.layout();
-        Frame::load(&self.session.file, self.session.index, l.salt, s.id, &s.name, e)
+        Frame::load(
+            &self.session.file,
+            self.session.index,
+            l.salt,
+            s.id,
+            &s.name,
+            e,
+        )
     }
 
     /// Frame at position `i` in timestamp order. O(log n) for one stream; with several streams
@@ -137,14 +156,18 @@ impl Replay {
             return Err(Error::IndexOutOfRange { index: i, len });
         }
         if let [s] = self.streams.as_slice() {
-            let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
+            let e = self
+                .entry(s, i)
+                .ok_or(Error::IndexOutOfRange { index: i, len })?;
             return self.load_entry(s, e);
         }
         let mut m = Merge::new(self, 0);
         for _ in 0..i {
             m.next_entry();
         }
-        let (si, e) = m.next_entry().ok_or(Error::IndexOutOfRange { index: i, len })?;
+        let (si, e) = m
+            .next_entry()
+            .ok_or(Error::IndexOutOfRange { index: i, len })?;
         self.load_entry(&self.streams[si], e)
     }
 
@@ -160,12 +183,22 @@ impl Replay {
 
     /// Smallest timestamp.
     pub fn first_timestamp(&self) -> Option<Timestamp> {
-        self.streams.iter().filter_map(|s| self.entry(s, 0)).map(|e| e.ts).min().map(Timestamp::from_nanos)
+        self.streams
+            .iter()
+            .filter_map(|s| self.entry(s, 0))
+            .map(|e| e.ts)
+            .min()
+            .map(Timestamp::from_nanos)
     }
 
     /// Largest timestamp.
     pub fn last_timestamp(&self) -> Option<Timestamp> {
-        self.streams.iter().filter_map(|s| s.len.checked_sub(1).and_then(|i| self.entry(s, i))).map(|e| e.ts).max().map(Timestamp::from_nanos)
+        self.streams
+            .iter()
+            .filter_map(|s| s.len.checked_sub(1).and_then(|i| self.entry(s, i)))
+            .map(|e| e.ts)
+            .max()
+            .map(Timestamp::from_nanos)
     }
 
     /// `last_timestamp - first_timestamp` (zero when empty).
@@ -182,7 +215,9 @@ impl Replay {
         let after = self.entry(s, i);
         let before = i.checked_sub(1).and_then(|j| self.entry(s, j));
         match (before, after) {
-            (Some(b), Some(a)) if t.abs_diff(b.ts) > a.ts.abs_diff(t) => Some((a.ts.abs_diff(t), a)),
+            (Some(b), Some(a)) if t.abs_diff(b.ts) > a.ts.abs_diff(t) => {
+                Some((a.ts.abs_diff(t), a))
+            }
             (Some(b), _) => {
                 // The first frame with that timestamp (earliest arrival).
                 let first = self.entry(s, self.lower_bound(s, b.ts)).unwrap_or(b);
@@ -194,10 +229,16 @@ impl Replay {
     }
 
     /// Picks the best candidate over streams by `better`, and loads it.
-    fn pick(&self, candidates: impl Iterator<Item = (usize, u64, IndexEntry)>, tolerance: Option<Duration>) -> Result<Option<Frame>> {
+    fn pick(
+        &self,
+        candidates: impl Iterator<Item = (usize, u64, IndexEntry)>,
+        tolerance: Option<Duration>,
+    ) -> Result<Option<Frame>> {
         let best = candidates.min_by_key(|&(_, d, e)| (d, e.ts, e.offset));
         match best {
-            Some((si, d, e)) if tolerance.is_none_or(|tol| d <= duration_nanos(tol) as u64) => self.load_entry(&self.streams[si], e).map(Some),
+            Some((si, d, e)) if tolerance.is_none_or(|tol| d <= duration_nanos(tol) as u64) => {
+                self.load_entry(&self.streams[si], e).map(Some)
+            }
             _ => Ok(None),
         }
     }
@@ -210,13 +251,27 @@ impl Replay {
     }
 
     /// Like [`Replay::find_closest`], reporting a damaged frame as an error.
-    pub fn try_find_closest(&self, t: Timestamp, tolerance: Option<Duration>) -> Result<Option<Frame>> {
+    pub fn try_find_closest(
+        &self,
+        t: Timestamp,
+        tolerance: Option<Duration>,
+    ) -> Result<Option<Frame>> {
         let t = t.as_nanos();
-        self.pick(self.streams.iter().enumerate().filter_map(|(si, s)| self.closest_in(s, t).map(|(d, e)| (si, d, e))), tolerance)
+        self.pick(
+            self.streams
+                .iter()
+                .enumerate()
+                .filter_map(|(si, s)| self.closest_in(s, t).map(|(d, e)| (si, d, e))),
+            tolerance,
+        )
     }
 
     /// The frame closest to `first_timestamp + offset` (dimos' `find_closest_seek`).
-    pub fn find_closest_seek(&self, offset: Duration, tolerance: Option<Duration>) -> Option<Frame> {
+    pub fn find_closest_seek(
+        &self,
+        offset: Duration,
+        tolerance: Option<Duration>,
+    ) -> Option<Frame> {
         let start = self.first_timestamp()?;
         self.find_closest(start + offset, tolerance)
     }
@@ -248,26 +303,40 @@ impl Replay {
     /// Like [`Replay::find_after`], reporting a damaged frame as an error.
     pub fn try_find_after(&self, t: Timestamp) -> Result<Option<Frame>> {
         let t = t.as_nanos();
-        let c = self.streams.iter().enumerate().filter_map(|(si, s)| self.entry(s, self.lower_bound(s, t)).map(|e| (si, t.abs_diff(e.ts), e)));
+        let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
+            self.entry(s, self.lower_bound(s, t))
+                .map(|e| (si, t.abs_diff(e.ts), e))
+        });
         self.pick(c, None)
     }
 
     /// Number of frames with timestamp < `t` (the position `t` would take).
     pub fn position_of(&self, t: Timestamp) -> u64 {
-        self.streams.iter().map(|s| self.lower_bound(s, t.as_nanos())).sum()
+        self.streams
+            .iter()
+            .map(|s| self.lower_bound(s, t.as_nanos()))
+            .sum()
     }
 
     /// Every frame in timestamp order (ties in arrival order). Each item is a `Result`: a
     /// damaged frame gives an error naming its offset and iteration goes on with the next one
     /// (or use [`Frames::skip_damaged`]).
     pub fn iterate(&self) -> Frames {
-        Frames { replay: self.clone(), merge: MergeState::new(self, |_, _| 0), end: None }
+        Frames {
+            replay: self.clone(),
+            merge: MergeState::new(self, |_, _| 0),
+            end: None,
+        }
     }
 
     /// Frames with timestamps in `[from, to)`, in order.
     pub fn iterate_range(&self, from: Timestamp, to: Option<Timestamp>) -> Frames {
         let from = from.as_nanos();
-        Frames { replay: self.clone(), merge: MergeState::new(self, |r, s| r.lower_bound(s, from)), end: to.map(|t| t.as_nanos()) }
+        Frames {
+            replay: self.clone(),
+            merge: MergeState::new(self, |r, s| r.lower_bound(s, from)),
+            end: to.map(|t| t.as_nanos()),
+        }
     }
 
     /// Every frame with its timestamp (dimos' `iterate_ts`).
@@ -314,7 +383,10 @@ struct Merge<'a> {
 
 impl<'a> Merge<'a> {
     fn new(r: &'a Replay, _from: u64) -> Self {
-        Merge { r, st: MergeState::new(r, |_, _| 0) }
+        Merge {
+            r,
+            st: MergeState::new(r, |_, _| 0),
+        }
     }
     fn next_entry(&mut self) -> Option<(usize, IndexEntry)> {
         self.st.next_entry(self.r)
@@ -345,7 +417,10 @@ impl Frames {
     /// Skips damaged frames instead of yielding their errors; the errors are kept and can be
     /// read from the adaptor ([`SkipDamaged::skipped`]).
     pub fn skip_damaged(self) -> SkipDamaged {
-        SkipDamaged { inner: self, skipped: Vec::new() }
+        SkipDamaged {
+            inner: self,
+            skipped: Vec::new(),
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use crate::format::codec::encode_value;
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN,
-    MAX_BODY_LEN,
+    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader,
+    CheckpointBody, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -94,17 +94,34 @@ pub struct SessionWriter {
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
 
 impl SessionWriter {
-    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
+    pub(crate) fn start(
+        recorder: &mut Recorder,
+        name: &str,
+        metadata: Vec<(String, String)>,
+    ) -> Result<SessionWriter> {
         let (mut storage, slots, last_sync) = {
-            let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
-            let storage = home.storage.take().ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
+            let mut home = recorder
+                .home
+                .lock()
+                .map_err(|_| Error::Closed("recorder state poisoned".into()))?;
+            let storage = home.storage.take().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "a session is already recording with this recorder; finish it first".into(),
+                )
+            })?;
             (storage, home.slots, home.last_sync)
         };
         let id = uuid::Uuid::new_v4();
         let salt = session_salt(&id);
         let start_offset = slots.current.committed_len;
         let start_ns = Timestamp::now().as_nanos();
-        let body = SessionStartBody { id, start_ns, prev_session_end: slots.current.last_session_end, name: name.to_string(), metadata: metadata.clone() };
+        let body = SessionStartBody {
+            id,
+            start_ns,
+            prev_session_end: slots.current.last_session_end,
+            name: name.to_string(),
+            metadata: metadata.clone(),
+        };
         let mut buf = Vec::with_capacity(recorder.options.buffer_bytes + 4096);
         put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
         let mut w = SessionWriter {
@@ -140,7 +157,13 @@ impl SessionWriter {
             if sync {
                 storage.sync()?;
             }
-            let slot = Slot { state: State::Recording, committed_len: w.position(), active_session: start_offset, last_checkpoint: 0, ..w.slots.current };
+            let slot = Slot {
+                state: State::Recording,
+                committed_len: w.position(),
+                active_session: start_offset,
+                last_checkpoint: 0,
+                ..w.slots.current
+            };
             w.slots.commit(storage.as_mut(), slot)?;
             if sync {
                 storage.sync()?;
@@ -209,7 +232,10 @@ impl SessionWriter {
     /// recovery) and the error returned.
     fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut dyn Storage) -> Result<T>) -> Result<T> {
         self.check_open()?;
-        let mut storage = self.storage.take().ok_or_else(|| Error::Closed("session finished".into()))?;
+        let mut storage = self
+            .storage
+            .take()
+            .ok_or_else(|| Error::Closed("session finished".into()))?;
         let r = f(self, storage.as_mut());
         self.storage = Some(storage);
         if let Err(e) = &r {
@@ -224,13 +250,28 @@ impl SessionWriter {
     }
 
     /// Defines a stream with an encoding label and a schema (name and bytes).
-    pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
+    pub fn add_stream_with_schema(
+        &mut self,
+        name: &str,
+        encoding: &str,
+        schema_name: &str,
+        schema: &[u8],
+    ) -> Result<StreamId> {
         self.check_open()?;
         if self.by_name.contains_key(name) {
-            return Err(Error::InvalidArgument(format!("stream {name:?} is already defined in this session")));
+            return Err(Error::InvalidArgument(format!(
+                "stream {name:?} is already defined in this session"
+            )));
         }
-        let id = u16::try_from(self.streams.len()).map_err(|_| Error::LimitExceeded("at most 65536 streams per session".into()))?;
-        let body = StreamDefBody { stream: id, name: name.into(), encoding: encoding.into(), schema_name: schema_name.into(), schema: schema.to_vec() };
+        let id = u16::try_from(self.streams.len())
+            .map_err(|_| Error::LimitExceeded("at most 65536 streams per session".into()))?;
+        let body = StreamDefBody {
+            stream: id,
+            name: name.into(),
+            encoding: encoding.into(),
+            schema_name: schema_name.into(),
+            schema: schema.to_vec(),
+        };
         let offset = self.position();
         put_record(&mut self.buf, Kind::StreamDef, self.salt, &body.encode());
         self.control.push(offset);
@@ -254,7 +295,12 @@ impl SessionWriter {
     pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
         self.check_open()?;
         let offset = self.position();
-        put_record(&mut self.buf, Kind::Metadata, self.salt, &encode_metadata(key, value));
+        put_record(
+            &mut self.buf,
+            Kind::Metadata,
+            self.salt,
+            &encode_metadata(key, value),
+        );
         self.control.push(offset);
         match self.metadata.iter_mut().find(|(k, _)| k == key) {
             Some(kv) => kv.1 = value.to_string(),
@@ -269,11 +315,22 @@ impl SessionWriter {
         self.check_open()?;
         let index = usize::from(stream.0);
         let Some(s) = self.streams.get_mut(index) else {
-            return Err(Error::InvalidArgument(format!("stream id {} is not defined in this session", stream.0)));
+            return Err(Error::InvalidArgument(format!(
+                "stream id {} is not defined in this session",
+                stream.0
+            )));
         };
-        let seq = u32::try_from(s.frames).map_err(|_| Error::LimitExceeded(format!("stream {:?} holds 2^32 frames, the most one session can hold", s.name)))?;
+        let seq = u32::try_from(s.frames).map_err(|_| {
+            Error::LimitExceeded(format!(
+                "stream {:?} holds 2^32 frames, the most one session can hold",
+                s.name
+            ))
+        })?;
         if data.len() as u64 > MAX_BODY_LEN - FRAME_FIXED_LEN as u64 {
-            return Err(Error::LimitExceeded(format!("a frame payload can hold at most {} bytes", MAX_BODY_LEN - FRAME_FIXED_LEN as u64)));
+            return Err(Error::LimitExceeded(format!(
+                "a frame payload can hold at most {} bytes",
+                MAX_BODY_LEN - FRAME_FIXED_LEN as u64
+            )));
         }
         let offset = self.buf_start + self.buf.len() as u64;
         let ts = ts.as_nanos();
@@ -315,9 +372,13 @@ impl SessionWriter {
     }
 
     fn checkpoint_due(&self) -> bool {
-        let by_count = self.options.checkpoint_every_frames > 0 && self.frames_since_checkpoint >= self.options.checkpoint_every_frames;
+        let by_count = self.options.checkpoint_every_frames > 0
+            && self.frames_since_checkpoint >= self.options.checkpoint_every_frames;
         // Reading the clock costs ~20 ns; every 16th frame is often enough for a time trigger.
-        by_count || (!self.options.checkpoint_every.is_zero() && self.frames_since_checkpoint % 16 == 1 && self.last_checkpoint_time.elapsed() >= self.options.checkpoint_every)
+        by_count
+            || (!self.options.checkpoint_every.is_zero()
+                && self.frames_since_checkpoint % 16 == 1
+                && self.last_checkpoint_time.elapsed() >= self.options.checkpoint_every)
     }
 
     /// Appends a frame stamped with the current wall time.
@@ -327,7 +388,12 @@ impl SessionWriter {
 
     /// Appends a value encoded with bincode (standard configuration); read it back with
     /// [`crate::Frame::decode`].
-    pub fn write_value<T: serde::Serialize + ?Sized>(&mut self, stream: StreamId, ts: Timestamp, value: &T) -> Result<u64> {
+    pub fn write_value<T: serde::Serialize + ?Sized>(
+        &mut self,
+        stream: StreamId,
+        ts: Timestamp,
+        value: &T,
+    ) -> Result<u64> {
         let bytes = encode_value(value)?;
         self.write(stream, ts, &bytes)
     }
@@ -359,8 +425,18 @@ impl SessionWriter {
             if !s.pending.is_sorted() {
                 s.pending.sort_unstable();
             }
-            let (first, last) = (s.pending[0].ts, s.pending.iter().map(|e| e.ts).max().unwrap_or(i64::MIN));
-            blocks.push(BlockHeader { stream: id as u16, count: s.pending.len() as u32, first_ts: first, last_ts: last, payload_bytes: s.pending_bytes, entries_offset: 0 });
+            let (first, last) = (
+                s.pending[0].ts,
+                s.pending.iter().map(|e| e.ts).max().unwrap_or(i64::MIN),
+            );
+            blocks.push(BlockHeader {
+                stream: id as u16,
+                count: s.pending.len() as u32,
+                first_ts: first,
+                last_ts: last,
+                payload_bytes: s.pending_bytes,
+                entries_offset: 0,
+            });
         }
         for s in &self.streams {
             if !s.pending.is_empty() {
@@ -390,10 +466,21 @@ impl SessionWriter {
             if sync_due {
                 st.sync()?;
             }
-            let slot = Slot { state: State::Recording, committed_len: end, active_session: session, last_checkpoint: offset, ..w.slots.current };
+            let slot = Slot {
+                state: State::Recording,
+                committed_len: end,
+                active_session: session,
+                last_checkpoint: offset,
+                ..w.slots.current
+            };
             w.slots.commit(st, slot)?;
             // Under the strict policies the slot itself is made durable too.
-            if sync_due && matches!(w.options.durability, Durability::EveryCheckpoint | Durability::EveryFrame) {
+            if sync_due
+                && matches!(
+                    w.options.durability,
+                    Durability::EveryCheckpoint | Durability::EveryFrame
+                )
+            {
                 st.sync()?;
             }
             Ok(())
@@ -403,7 +490,14 @@ impl SessionWriter {
         }
         for b in &placed {
             let s = &mut self.streams[usize::from(b.stream)];
-            s.runs.push(RunInfo { run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset }, last_ts: b.last_ts });
+            s.runs.push(RunInfo {
+                run: RunRef {
+                    first_ts: b.first_ts,
+                    count: u64::from(b.count),
+                    entries_offset: b.entries_offset,
+                },
+                last_ts: b.last_ts,
+            });
             s.pending.clear();
             s.pending_bytes = 0;
         }
@@ -423,7 +517,10 @@ impl SessionWriter {
 
     fn finish_inner(&mut self) -> Result<SessionInfo> {
         self.check_open()?;
-        if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
+        if self.streams.iter().any(|s| !s.pending.is_empty())
+            || !self.control.is_empty()
+            || self.checkpoints == 0
+        {
             self.write_checkpoint(&[])?;
         }
         let summaries: Vec<StreamSummary> = self
@@ -445,12 +542,26 @@ impl SessionWriter {
         let pos = self.position();
         let written = self.io(|w, st| {
             w.flush_to(st)?;
-            let fields = EndFields { session_start: w.start_offset, end_ns, frames: w.frames_total, checkpoints: w.checkpoints, recovered: false, metadata: &w.metadata };
+            let fields = EndFields {
+                session_start: w.start_offset,
+                end_ns,
+                frames: w.frames_total,
+                checkpoints: w.checkpoints,
+                recovered: false,
+                metadata: &w.metadata,
+            };
             let written = write_index_and_end(st, pos, w.salt, &summaries, &fields)?;
             if sync {
                 st.sync()?;
             }
-            let slot = Slot { state: State::Idle, committed_len: written.new_len, active_session: 0, last_checkpoint: 0, last_session_end: written.end_offset, ..w.slots.current };
+            let slot = Slot {
+                state: State::Idle,
+                committed_len: written.new_len,
+                active_session: 0,
+                last_checkpoint: 0,
+                last_session_end: written.end_offset,
+                ..w.slots.current
+            };
             w.slots.commit(st, slot)?;
             if sync {
                 st.sync()?;
@@ -467,7 +578,11 @@ impl SessionWriter {
             frames: self.frames_total,
             checkpoints: self.checkpoints,
             bytes: written.new_len - self.start_offset,
-            streams: self.streams.iter().map(|s| (s.name.clone(), s.frames)).collect(),
+            streams: self
+                .streams
+                .iter()
+                .map(|s| (s.name.clone(), s.frames))
+                .collect(),
         };
         self.failed = Some("session finished".into());
         self.return_storage();

@@ -1,0 +1,172 @@
+//! `rec info`: sessions and streams of a file.
+
+use crate::exit;
+use crate::output::{human_bytes, human_duration, utc, CliResult};
+use recfile::{RecFile, Session};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The .rec file.
+    pub file: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn session_json(s: &Session) -> Value {
+    let metadata: Map<String, Value> = s
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let streams: Vec<Value> = s
+        .streams()
+        .iter()
+        .map(|st| {
+            json!({
+                "name": st.name,
+                "encoding": st.encoding,
+                "frames": st.frames,
+                "first_ns": st.first.map(|t| t.as_nanos()),
+                "last_ns": st.last.map(|t| t.as_nanos()),
+                "bytes": st.payload_bytes,
+                "schema_name": st.schema_name,
+            })
+        })
+        .collect();
+    json!({
+        "id": s.id().to_string(),
+        "name": s.name(),
+        "state": s.state().as_str(),
+        "recovered": s.was_recovered(),
+        "start_ns": s.start_time().as_nanos(),
+        "end_ns": s.end_time().map(|t| t.as_nanos()),
+        "frames": s.frame_count(),
+        "checkpoints": s.checkpoint_count(),
+        "metadata": metadata,
+        "streams": streams,
+    })
+}
+
+/// The `info --json` object.
+pub fn info_json(f: &RecFile) -> Value {
+    let (major, minor) = f.format_version();
+    json!({
+        "format_version": format!("{major}.{minor}"),
+        "file_id": f.file_id().to_string(),
+        "size_bytes": f.size_bytes(),
+        "needs_recovery": f.needs_recovery(),
+        "warnings": f.warnings(),
+        "sessions": f.sessions().iter().map(session_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Prints the human-readable summary.
+pub fn print_human(f: &RecFile, path: &std::path::Path) {
+    let (major, minor) = f.format_version();
+    println!("file      {}", path.display());
+    println!(
+        "format    {major}.{minor}   id {}   {}",
+        f.file_id(),
+        human_bytes(f.size_bytes())
+    );
+    if f.needs_recovery() {
+        println!(
+            "NOTE      the file holds an interrupted session: run `rec recover {}`",
+            path.display()
+        );
+    }
+    for w in f.warnings() {
+        println!("warning   {w}");
+    }
+    for s in f.sessions() {
+        println!();
+        let state = if s.was_recovered() {
+            "finished (recovered)".to_string()
+        } else {
+            s.state().as_str().to_string()
+        };
+        println!(
+            "session {}  {:?}  {}  {}",
+            s.position(),
+            s.name(),
+            s.id(),
+            state
+        );
+        let end = s.end_time().map(utc).unwrap_or_else(|| "-".into());
+        println!(
+            "  started {}  ended {}  {} frames  {} checkpoints",
+            utc(s.start_time()),
+            end,
+            s.frame_count(),
+            s.checkpoint_count()
+        );
+        for (k, v) in s.metadata() {
+            println!("  {k} = {v}");
+        }
+        let rows: Vec<[String; 7]> = s
+            .streams()
+            .iter()
+            .map(|st| {
+                let span = match (st.first, st.last) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => std::time::Duration::ZERO,
+                };
+                let rate = if span.as_secs_f64() > 0.0 && st.frames > 1 {
+                    format!("{:.1} Hz", (st.frames - 1) as f64 / span.as_secs_f64())
+                } else {
+                    "-".into()
+                };
+                [
+                    st.name.clone(),
+                    st.encoding.clone(),
+                    st.frames.to_string(),
+                    human_bytes(st.payload_bytes),
+                    st.first.map(utc).unwrap_or_else(|| "-".into()),
+                    human_duration(span),
+                    rate,
+                ]
+            })
+            .collect();
+        let head = [
+            "stream", "encoding", "frames", "bytes", "first", "duration", "rate",
+        ];
+        let mut widths = head.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let parts: Vec<String> = cells
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    if i == 2 || i == 3 || i == 6 {
+                        format!("{c:>w$}")
+                    } else {
+                        format!("{c:<w$}")
+                    }
+                })
+                .collect();
+            println!("  {}", parts.join("  ").trim_end());
+        };
+        line(&head.map(String::from));
+        for r in &rows {
+            line(r);
+        }
+    }
+}
+
+pub fn run(a: Args) -> CliResult {
+    let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
+    if a.json {
+        println!("{}", info_json(&f));
+    } else {
+        print_human(&f, &a.file);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,217 @@
+//! Shared output: the frame JSON shape, readable times, error reports.
+
+use base64::Engine;
+use recfile::{Frame, Timestamp};
+use serde_json::{json, Map, Value};
+
+/// A CLI error: a message and optional hint, printed to stderr with exit code 1.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+impl From<recfile::Error> for CliError {
+    fn from(e: recfile::Error) -> Self {
+        let hint = match &e {
+            recfile::Error::Locked { .. } => {
+                Some("another process is recording this file; wait for it to finish".to_string())
+            }
+            recfile::Error::NeedsRecovery { .. } => {
+                Some("the file was not closed: run `rec recover FILE`".to_string())
+            }
+            recfile::Error::BadMagic { .. } | recfile::Error::EmptyFile => {
+                Some("is this a .rec file?".to_string())
+            }
+            _ => None,
+        };
+        let mut message = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            let s_text = s.to_string();
+            if !message.contains(&s_text) {
+                message.push_str(&format!(": {s_text}"));
+            }
+            src = s.source();
+        }
+        CliError { message, hint }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+pub type CliResult<T = u8> = Result<T, CliError>;
+
+pub fn print_error(e: &CliError) {
+    eprintln!("rec: error: {}", e.message);
+    if let Some(h) = &e.hint {
+        eprintln!("hint: {h}");
+    }
+}
+
+/// The `cat --json` object of a frame.
+pub fn frame_json(f: &Frame, encoding: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("session".into(), json!(f.session_id().to_string()));
+    m.insert("stream".into(), json!(f.stream()));
+    m.insert("seq".into(), json!(f.seq()));
+    m.insert("ts".into(), json!(f.timestamp().as_secs_f64()));
+    m.insert("ts_ns".into(), json!(f.timestamp().as_nanos()));
+    let parsed = if encoding == "json" {
+        serde_json::from_slice::<Value>(f.data()).ok()
+    } else {
+        None
+    };
+    match parsed {
+        Some(v) => m.insert("data".into(), v),
+        None => m.insert(
+            "data_b64".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(f.data())),
+        ),
+    };
+    Value::Object(m)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// UTC date and time with milliseconds, e.g. `2024-01-01T00:00:00.250Z`.
+pub fn utc(t: Timestamp) -> String {
+    let ns = t.as_nanos();
+    let secs = ns.div_euclid(1_000_000_000);
+    let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Human-readable byte count.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Human-readable duration.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{} µs", d.as_micros())
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s < 120.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A short preview of a payload: JSON or UTF-8 text as is, otherwise hex.
+pub fn preview(data: &[u8], max: usize) -> String {
+    match std::str::from_utf8(data) {
+        Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') => {
+            let flat: String = s
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            if flat.chars().count() > max {
+                format!("{}…", flat.chars().take(max).collect::<String>())
+            } else {
+                flat
+            }
+        }
+        _ => {
+            let n = data.len().min(max / 2);
+            let hex: String = data[..n].iter().map(|b| format!("{b:02x}")).collect();
+            if n < data.len() {
+                format!("0x{hex}…")
+            } else {
+                format!("0x{hex}")
+            }
+        }
+    }
+}
+
+/// Parses seconds given on the command line (finite, as f64).
+pub fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() {
+        return Err(format!("{s:?} is not a finite number"));
+    }
+    Ok(v)
+}
+
+/// A non-negative duration in seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let v = parse_secs(s)?;
+    if v < 0.0 {
+        return Err(format!("{s:?} is negative"));
+    }
+    std::time::Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_dates() {
+        assert_eq!(
+            utc(Timestamp::from_nanos(1_704_067_200_250_000_000)),
+            "2024-01-01T00:00:00.250Z"
+        );
+        assert_eq!(utc(Timestamp::from_nanos(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            utc(Timestamp::from_nanos(-1_000_000)),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn previews() {
+        assert_eq!(preview(b"hello", 10), "hello");
+        assert_eq!(preview(&[0, 255], 10), "0x00ff");
+        assert_eq!(preview(b"abcdefghijkl", 4), "abcd…");
+    }
+}

@@ -1,0 +1,39 @@
+//! `rec verify`: check every CRC, index and structure.
+
+use crate::exit;
+use crate::output::CliResult;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The .rec file.
+    pub file: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> CliResult {
+    let f = recfile::RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
+    let report = f.verify();
+    if a.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        for p in &report.problems {
+            println!("offset {:>12}  {}", p.offset, p.message);
+        }
+        println!(
+            "{}: {} sessions, {} records, {} frames checked: {}",
+            a.file.display(),
+            report.sessions,
+            report.records,
+            report.frames,
+            if report.ok() {
+                "OK".to_string()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
+        );
+    }
+    Ok(if report.ok() { exit::OK } else { exit::ERROR })
+}
