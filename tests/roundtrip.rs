@@ -165,3 +165,73 @@ fn out_of_order_timestamps_two_sessions() {
     );
     assert_eq!(f.session(1).unwrap().stream("a").unwrap().len(), 1);
 }
+
+#[test]
+fn empty_session_empty_payloads_and_16_mib_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rec");
+    let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    {
+        let mut rec = Recorder::create(&path).unwrap();
+        let info = rec.start_session("empty").unwrap().finish().unwrap();
+        assert_eq!(info.frames, 0);
+        let mut s = rec.start_session("payloads").unwrap();
+        let e = s.add_stream("empty", "raw").unwrap();
+        let b = s.add_stream("big", "raw").unwrap();
+        let _never = s.add_stream("never", "raw").unwrap();
+        s.write(e, ts(1), b"").unwrap();
+        s.write(b, ts(2), &big).unwrap();
+        s.write(e, ts(3), b"").unwrap();
+        s.write(b, ts(4), &big[..1]).unwrap();
+        s.finish().unwrap();
+    }
+    let f = RecFile::open(&path).unwrap();
+    assert_eq!(f.session_count(), 2);
+    let empty = f.session(0).unwrap();
+    assert_eq!(empty.frame_count(), 0);
+    assert!(empty.streams().is_empty());
+    assert!(empty.replay(&[]).unwrap().is_empty());
+    assert!(empty.replay(&[]).unwrap().find_closest(ts(0), None).is_none());
+    let s = f.session(1).unwrap();
+    let e = s.stream("empty").unwrap();
+    assert_eq!(e.len(), 2);
+    assert!(e.iterate().all(|f| f.unwrap().data().is_empty()));
+    let b = s.stream("big").unwrap();
+    assert_eq!(b.load(0).unwrap().data(), &big[..]);
+    assert_eq!(b.load(1).unwrap().data(), &big[..1]);
+    let never = s.stream("never").unwrap();
+    assert_eq!(never.len(), 0);
+    assert!(never.first().is_none() && never.first_timestamp().is_none());
+    assert!(matches!(never.load(0), Err(Error::IndexOutOfRange { .. })));
+    assert!(matches!(s.stream("nope"), Err(Error::NoSuchStream(_))));
+    assert!(f.verify().ok(), "{:?}", f.verify().problems);
+}
+
+#[test]
+fn writes_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = Recorder::create(dir.path().join("a.rec")).unwrap();
+    let mut s = rec.start_session("x").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    assert!(matches!(s.add_stream("a", "raw"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(s.write(recfile::StreamId(9), ts(0), b""), Err(Error::InvalidArgument(_))));
+    assert_eq!(s.write_now(a, b"x").unwrap(), 1);
+    assert!(matches!(rec.start_session("second"), Err(Error::InvalidArgument(_))), "one session at a time");
+    s.finish().unwrap();
+    rec.start_session("second").unwrap().finish().unwrap();
+}
+
+#[test]
+fn dropping_a_writer_finishes_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.rec");
+    {
+        let mut rec = Recorder::create(&path).unwrap();
+        let mut s = rec.start_session("dropped").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        s.write(a, ts(5), b"x").unwrap();
+    }
+    let f = RecFile::open(&path).unwrap();
+    assert_eq!(f.last_session().unwrap().state(), SessionState::Finished);
+    assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 1);
+}

@@ -1,0 +1,114 @@
+//! Lookups checked against a brute-force model on random data.
+
+use proptest::prelude::*;
+use recfile::{RecFile, Recorder, RecorderOptions, Timestamp};
+use std::time::Duration;
+
+/// A frame of the model: (timestamp, stream, seq).
+type ModelFrame = (i64, usize, u64);
+
+fn record(frames: &[(i64, usize)], streams: usize, checkpoint_every: u64) -> (RecFile, Vec<ModelFrame>) {
+    let storage = Box::new(recfile::storage::MemStorage::default());
+    let mut rec = Recorder::init_storage(storage, RecorderOptions::new().checkpoint_every_frames(checkpoint_every).checkpoint_every(Duration::ZERO)).unwrap();
+    let mut s = rec.start_session("p").unwrap();
+    let ids: Vec<_> = (0..streams).map(|i| s.add_stream(&format!("s{i}"), "raw").unwrap()).collect();
+    let mut seqs = vec![0u64; streams];
+    let mut model = Vec::new();
+    for &(t, st) in frames {
+        s.write(ids[st], Timestamp::from_nanos(t), &t.to_le_bytes()).unwrap();
+        model.push((t, st, seqs[st]));
+        seqs[st] += 1;
+    }
+    s.finish().unwrap();
+    let bytes = rec.into_storage().unwrap().read_all().unwrap();
+    (RecFile::from_bytes(bytes).unwrap(), model)
+}
+
+/// The model's answer for closest: smallest distance, then smallest timestamp, then arrival.
+fn model_closest(m: &[ModelFrame], t: i64, tol: Option<u64>) -> Option<ModelFrame> {
+    let best = m.iter().enumerate().min_by_key(|(i, f)| (f.0.abs_diff(t), f.0, *i)).map(|(_, f)| *f)?;
+    tol.is_none_or(|tol| best.0.abs_diff(t) <= tol).then_some(best)
+}
+
+fn key(f: &recfile::Frame) -> (i64, String, u64) {
+    (f.timestamp().as_nanos(), f.stream().to_string(), f.seq())
+}
+
+fn mkey(m: ModelFrame) -> (i64, String, u64) {
+    (m.0, format!("s{}", m.1), m.2)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn single_stream_lookups_match_brute_force(
+        ts in prop::collection::vec(-50i64..50, 0..200),
+        monotonic in any::<bool>(),
+        every in 1u64..40,
+        queries in prop::collection::vec((-60i64..60, prop::option::of(0u64..10)), 1..30),
+    ) {
+        let mut ts = ts;
+        if monotonic { ts.sort(); }
+        let frames: Vec<(i64, usize)> = ts.iter().map(|&t| (t, 0)).collect();
+        let (file, model) = record(&frames, 1, every);
+        let r = file.last_session().unwrap().stream("s0").unwrap();
+        prop_assert_eq!(r.len(), model.len() as u64);
+        let mut sorted: Vec<(usize, ModelFrame)> = model.iter().copied().enumerate().collect();
+        sorted.sort_by_key(|(i, f)| (f.0, *i));
+        let got: Vec<_> = r.iterate().map(|f| key(&f.unwrap())).collect();
+        let want: Vec<_> = sorted.iter().map(|(_, f)| mkey(*f)).collect();
+        prop_assert_eq!(&got, &want);
+        for (i, (_, f)) in sorted.iter().enumerate() {
+            prop_assert_eq!(key(&r.load(i as u64).unwrap()), mkey(*f));
+        }
+        for (t, tol) in queries {
+            let got = r.find_closest(Timestamp::from_nanos(t), tol.map(Duration::from_nanos)).map(|f| key(&f));
+            prop_assert_eq!(got, model_closest(&model, t, tol).map(mkey), "closest to {}", t);
+            let before = sorted.iter().rev().find(|(_, f)| f.0 <= t).map(|(_, f)| mkey(*f));
+            prop_assert_eq!(r.find_before(Timestamp::from_nanos(t)).map(|f| key(&f)), before, "before {}", t);
+            let after = sorted.iter().find(|(_, f)| f.0 >= t).map(|(_, f)| mkey(*f));
+            prop_assert_eq!(r.find_after(Timestamp::from_nanos(t)).map(|f| key(&f)), after, "after {}", t);
+        }
+        prop_assert_eq!(r.first_timestamp().map(|t| t.as_nanos()), sorted.first().map(|(_, f)| f.0));
+        prop_assert_eq!(r.last_timestamp().map(|t| t.as_nanos()), sorted.last().map(|(_, f)| f.0));
+    }
+
+    #[test]
+    fn merged_streams_match_brute_force(
+        frames in prop::collection::vec((-100i64..100, 0usize..3), 0..150),
+        every in 1u64..50,
+        queries in prop::collection::vec(-120i64..120, 1..20),
+    ) {
+        let (file, model) = record(&frames, 3, every);
+        let sess = file.last_session().unwrap();
+        let r = sess.replay(&[]).unwrap();
+        // Merge order: timestamp, then arrival (file order = model order).
+        let mut sorted: Vec<(usize, ModelFrame)> = model.iter().copied().enumerate().collect();
+        sorted.sort_by_key(|(i, f)| (f.0, *i));
+        let got: Vec<_> = r.iterate().map(|f| key(&f.unwrap())).collect();
+        prop_assert_eq!(got, sorted.iter().map(|(_, f)| mkey(*f)).collect::<Vec<_>>());
+        if !sorted.is_empty() {
+            let i = sorted.len() / 2;
+            prop_assert_eq!(key(&r.load(i as u64).unwrap()), mkey(sorted[i].1));
+        }
+        for t in queries {
+            prop_assert_eq!(r.find_closest(Timestamp::from_nanos(t), None).map(|f| key(&f)), model_closest(&model, t, None).map(mkey));
+        }
+        // Two streams selected out of three.
+        let two = sess.replay(&["s2", "s0"]).unwrap();
+        let want: Vec<_> = sorted.iter().filter(|(_, f)| f.1 != 1).map(|(_, f)| mkey(*f)).collect();
+        prop_assert_eq!(two.iterate().map(|f| key(&f.unwrap())).collect::<Vec<_>>(), want);
+    }
+}
+
+#[test]
+fn extreme_timestamps_do_not_overflow() {
+    let frames = [(i64::MIN, 0), (i64::MAX, 0), (0, 0)];
+    let (file, _) = record(&frames, 1, 2);
+    let r = file.last_session().unwrap().stream("s0").unwrap();
+    assert_eq!(r.find_closest(Timestamp::from_nanos(i64::MAX - 1), None).unwrap().timestamp().as_nanos(), i64::MAX);
+    assert_eq!(r.find_closest(Timestamp::MIN, None).unwrap().timestamp(), Timestamp::MIN);
+    assert_eq!(r.find_closest(Timestamp::from_nanos(-5), Some(Duration::from_nanos(5))).unwrap().timestamp().as_nanos(), 0);
+    assert!(r.find_closest_seek(Duration::from_secs(1), None).is_some());
+}
