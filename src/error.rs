@@ -92,9 +92,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The file holds an interrupted session that must be recovered before this operation.
-    #[error(
-        "the file holds an interrupted session at offset {session_offset}: run `rec recover` first"
-    )]
+    #[error("the file holds an interrupted session at offset {session_offset}: run `rec recover` first")]
     NeedsRecovery {
         /// Offset of the interrupted session's start record.
         session_offset: u64,
@@ -152,10 +150,7 @@ impl Error {
     /// Attach a path to an I/O error that has none.
     pub fn with_path(self, p: &std::path::Path) -> Self {
         match self {
-            Error::Io { path: None, source } => Error::Io {
-                path: Some(p.to_path_buf()),
-                source,
-            },
+            Error::Io { path: None, source } => Error::Io { path: Some(p.to_path_buf()), source },
             other => other,
         }
     }

@@ -11,9 +11,7 @@
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
-use crate::format::record::{
-    put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind, RunRef,
-};
+use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind, RunRef};
 use crate::read::layout::{checkpoint_candidates, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage};
 use crate::write::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
@@ -56,18 +54,10 @@ impl RecoveryReport {
 /// recover is left untouched: running it twice is a no-op.
 pub fn recover(path: impl AsRef<Path>) -> Result<RecoveryReport> {
     let path = path.as_ref();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::from(e).with_path(path))?;
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::from(e).with_path(path))?;
     match file.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: path.to_path_buf(),
-            })
-        }
+        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_path_buf() }),
         Err(TryLockError::Error(e)) => return Err(Error::from(e).with_path(path)),
     }
     let mut storage = FileStorage::new(file);
@@ -117,12 +107,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
         return Ok(report);
     }
     let view = storage.view()?;
-    let scan = scan_active(
-        &view,
-        slots.current.active_session,
-        &checkpoint_candidates(&slots),
-        len,
-    )?;
+    let scan = scan_active(&view, slots.current.active_session, &checkpoint_candidates(&slots), len)?;
     let mut report = RecoveryReport {
         was_interrupted: true,
         session_id: Some(scan.start.id),
@@ -214,19 +199,10 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         .enumerate()
         .map(|(id, s)| {
             let mut runs = s.runs.clone();
-            runs.extend(
-                placed
-                    .iter()
-                    .filter(|b| usize::from(b.stream) == id)
-                    .map(|b| RunInfo {
-                        run: RunRef {
-                            first_ts: b.first_ts,
-                            count: u64::from(b.count),
-                            entries_offset: b.entries_offset,
-                        },
-                        last_ts: b.last_ts,
-                    }),
-            );
+            runs.extend(placed.iter().filter(|b| usize::from(b.stream) == id).map(|b| RunInfo {
+                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
+                last_ts: b.last_ts,
+            }));
             StreamSummary {
                 id: id as u16,
                 def_offset: s.def_offset,

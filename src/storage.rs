@@ -27,8 +27,7 @@ pub trait Storage: Send {
     }
     /// The whole content, for in-memory views (recovery of read-only opens, tests).
     fn read_all(&self) -> io::Result<Vec<u8>> {
-        let len = usize::try_from(self.len()?)
-            .map_err(|_| io::Error::other("storage larger than memory"))?;
+        let len = usize::try_from(self.len()?).map_err(|_| io::Error::other("storage larger than memory"))?;
         let mut buf = vec![0u8; len];
         self.read_at(0, &mut buf)?;
         Ok(buf)
@@ -115,9 +114,7 @@ impl MemStorage {
 
 fn to_index(offset: u64, len: usize) -> io::Result<(usize, usize)> {
     let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
-    let end = start
-        .checked_add(len)
-        .ok_or_else(|| io::Error::other("offset too large"))?;
+    let end = start.checked_add(len).ok_or_else(|| io::Error::other("offset too large"))?;
     Ok((start, end))
 }
 

@@ -17,19 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// assert_eq!(t.as_nanos(), 1_704_067_200_250_000_000);
 /// assert_eq!((t + Duration::from_millis(750)).as_secs_f64(), 1704067201.0);
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
@@ -50,16 +38,12 @@ impl Timestamp {
     /// from the whole seconds so that `1704067200.25` gives exactly `...250000000`.
     pub fn from_secs_f64(secs: f64) -> Result<Timestamp> {
         if !secs.is_finite() {
-            return Err(Error::InvalidArgument(format!(
-                "timestamp {secs} is not a finite number"
-            )));
+            return Err(Error::InvalidArgument(format!("timestamp {secs} is not a finite number")));
         }
         let whole = secs.floor();
         // Range of i64 nanoseconds is about ±9.22e9 seconds.
         if !(-9.2e9..=9.2e9).contains(&whole) {
-            return Err(Error::InvalidArgument(format!(
-                "timestamp {secs} s is out of range"
-            )));
+            return Err(Error::InvalidArgument(format!("timestamp {secs} s is out of range")));
         }
         let frac_nanos = ((secs - whole) * 1e9).round() as i64;
         Ok(Timestamp(whole as i64 * 1_000_000_000 + frac_nanos))
@@ -74,11 +58,7 @@ impl Timestamp {
     pub fn from_system_time(t: SystemTime) -> Timestamp {
         match t.duration_since(UNIX_EPOCH) {
             Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-            Err(e) => Timestamp(
-                i64::try_from(e.duration().as_nanos())
-                    .map(|n| -n)
-                    .unwrap_or(i64::MIN),
-            ),
+            Err(e) => Timestamp(i64::try_from(e.duration().as_nanos()).map(|n| -n).unwrap_or(i64::MIN)),
         }
     }
 
@@ -196,10 +176,7 @@ mod tests {
             let t = Timestamp::from_secs_f64(s).unwrap();
             assert_eq!(t.as_secs_f64(), s, "{s}");
         }
-        assert_eq!(
-            Timestamp::from_secs_f64(-1.5).unwrap().as_nanos(),
-            -1_500_000_000
-        );
+        assert_eq!(Timestamp::from_secs_f64(-1.5).unwrap().as_nanos(), -1_500_000_000);
     }
 
     #[test]

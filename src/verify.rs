@@ -5,9 +5,7 @@
 use crate::error::Error;
 use crate::format::header::{SlotState, HEADER_LEN};
 use crate::format::index::EntrySlice;
-use crate::format::record::{
-    decode_frame, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody,
-};
+use crate::format::record::{decode_frame, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody};
 use crate::read::layout::{RunLoc, SessionState};
 use crate::read::{Frame, RecFile};
 use std::collections::HashMap;
@@ -92,11 +90,7 @@ struct Walked {
 
 impl Walker<'_> {
     fn problem(&mut self, offset: u64, session: Option<usize>, message: impl Into<String>) {
-        self.report.problems.push(Problem {
-            offset,
-            session,
-            message: message.into(),
-        });
+        self.report.problems.push(Problem { offset, session, message: message.into() });
     }
 
     /// The next offset after `from` where a valid record of `salt` or a valid session start
@@ -104,9 +98,7 @@ impl Walker<'_> {
     fn resync(&self, from: u64, end: u64, salt: u32) -> Option<u64> {
         (from + 1..end).find(|&p| {
             read_record(self.file, p, Some(salt)).is_ok()
-                || SessionStartBody::salt_of(self.file, p)
-                    .and_then(|s| read_record(self.file, p, Some(s)))
-                    .is_ok()
+                || SessionStartBody::salt_of(self.file, p).and_then(|s| read_record(self.file, p, Some(s))).is_ok()
         })
     }
 
@@ -116,23 +108,16 @@ impl Walker<'_> {
         let mut at = HEADER_LEN;
         'sessions: while at < end {
             let si = sessions.len();
-            let salt = match SessionStartBody::salt_of(self.file, at)
-                .and_then(|salt| read_record(self.file, at, Some(salt)).map(|_| salt))
+            let salt = match SessionStartBody::salt_of(self.file, at).and_then(|salt| read_record(self.file, at, Some(salt)).map(|_| salt))
             {
                 Ok(s) => s,
                 Err(e) => {
                     self.problem(at, Some(si), format!("expected a valid session start: {e}"));
-                    match (at + 1..end).find(|&p| {
-                        SessionStartBody::salt_of(self.file, p)
-                            .and_then(|s| read_record(self.file, p, Some(s)))
-                            .is_ok()
-                    }) {
+                    match (at + 1..end)
+                        .find(|&p| SessionStartBody::salt_of(self.file, p).and_then(|s| read_record(self.file, p, Some(s))).is_ok())
+                    {
                         Some(p) => {
-                            self.problem(
-                                at,
-                                Some(si),
-                                format!("{} unreadable bytes before the next session", p - at),
-                            );
+                            self.problem(at, Some(si), format!("{} unreadable bytes before the next session", p - at));
                             at = p;
                             continue;
                         }
@@ -140,10 +125,7 @@ impl Walker<'_> {
                     }
                 }
             };
-            let mut w = Walked {
-                start: at,
-                ..Default::default()
-            };
+            let mut w = Walked { start: at, ..Default::default() };
             let mut checkpoints = 0u32;
             let mut last_cp = 0u64;
             loop {
@@ -163,47 +145,41 @@ impl Walker<'_> {
                             Some(Kind::Frame) => match decode_frame(r.body, at) {
                                 Ok((f, p)) => {
                                     self.report.frames += 1;
-                                    w.frames.entry(f.stream).or_default().add(
-                                        f.ts,
-                                        at,
-                                        p.len() as u64,
-                                    );
+                                    w.frames.entry(f.stream).or_default().add(f.ts, at, p.len() as u64);
                                 }
                                 Err(e) => self.problem(at, Some(si), e.to_string()),
                             },
-                            Some(Kind::Checkpoint) => {
-                                match CheckpointBody::decode(r.body, at) {
-                                    Ok(cp) => {
-                                        if cp.number != checkpoints + 1
-                                            || cp.prev_checkpoint != last_cp
-                                        {
-                                            self.problem(at, Some(si), format!("checkpoint {} (previous at {}) does not follow checkpoint {checkpoints} at {last_cp}", cp.number, cp.prev_checkpoint));
-                                        }
-                                        for b in &cp.blocks {
-                                            let e = EntrySlice::new(
-                                                &self.file[b.entries_offset as usize
-                                                    ..(b.entries_offset + u64::from(b.count) * 16)
-                                                        as usize],
-                                            );
-                                            if !e.is_sorted() {
-                                                self.problem(at, Some(si), format!("checkpoint block of stream {} is not sorted", b.stream));
-                                            }
-                                        }
-                                        checkpoints = cp.number;
-                                        last_cp = at;
+                            Some(Kind::Checkpoint) => match CheckpointBody::decode(r.body, at) {
+                                Ok(cp) => {
+                                    if cp.number != checkpoints + 1 || cp.prev_checkpoint != last_cp {
+                                        self.problem(
+                                            at,
+                                            Some(si),
+                                            format!(
+                                                "checkpoint {} (previous at {}) does not follow checkpoint {checkpoints} at {last_cp}",
+                                                cp.number, cp.prev_checkpoint
+                                            ),
+                                        );
                                     }
-                                    Err(e) => self.problem(at, Some(si), e.to_string()),
+                                    for b in &cp.blocks {
+                                        let e = EntrySlice::new(
+                                            &self.file[b.entries_offset as usize..(b.entries_offset + u64::from(b.count) * 16) as usize],
+                                        );
+                                        if !e.is_sorted() {
+                                            self.problem(at, Some(si), format!("checkpoint block of stream {} is not sorted", b.stream));
+                                        }
+                                    }
+                                    checkpoints = cp.number;
+                                    last_cp = at;
                                 }
-                            }
+                                Err(e) => self.problem(at, Some(si), e.to_string()),
+                            },
                             Some(Kind::SessionEnd) => {
                                 match SessionEndBody::decode(r.body, at) {
                                     Ok(e) if e.session_start != w.start => self.problem(
                                         at,
                                         Some(si),
-                                        format!(
-                                            "session end names start {}, session starts at {}",
-                                            e.session_start, w.start
-                                        ),
+                                        format!("session end names start {}, session starts at {}", e.session_start, w.start),
                                     ),
                                     Ok(_) => {}
                                     Err(e) => self.problem(at, Some(si), e.to_string()),
@@ -227,11 +203,7 @@ impl Walker<'_> {
                         match next {
                             Some(n) => at = n,
                             None => {
-                                self.problem(
-                                    at,
-                                    Some(si),
-                                    format!("{} bytes to the end are unreadable", end - at),
-                                );
+                                self.problem(at, Some(si), format!("{} bytes to the end are unreadable", end - at));
                                 sessions.push(w);
                                 break 'sessions;
                             }
@@ -251,10 +223,7 @@ impl RecFile {
     pub fn verify(&self) -> VerifyReport {
         let inner = &self.inner;
         let file = inner.bytes();
-        let mut w = Walker {
-            file,
-            report: VerifyReport::default(),
-        };
+        let mut w = Walker { file, report: VerifyReport::default() };
         for (name, err) in ["A", "B"].iter().zip(&inner.slots.errors) {
             if let Some(e) = err {
                 w.problem(
@@ -265,65 +234,38 @@ impl RecFile {
             }
         }
         let slot = inner.slots.current;
-        let end = if inner.live {
-            slot.committed_len.min(file.len() as u64)
-        } else {
-            file.len() as u64
-        };
+        let end = if inner.live { slot.committed_len.min(file.len() as u64) } else { file.len() as u64 };
         if slot.committed_len > file.len() as u64 {
             w.problem(
                 slot.committed_len,
                 None,
-                format!(
-                    "commit slot says {} bytes are committed, the file has {}",
-                    slot.committed_len,
-                    file.len()
-                ),
+                format!("commit slot says {} bytes are committed, the file has {}", slot.committed_len, file.len()),
             );
         }
-        if slot.state == SlotState::Idle && (file.len() as u64) > slot.committed_len && !inner.live
-        {
+        if slot.state == SlotState::Idle && (file.len() as u64) > slot.committed_len && !inner.live {
             w.problem(
                 slot.committed_len,
                 None,
-                format!(
-                    "{} bytes after the committed end belong to no session",
-                    file.len() as u64 - slot.committed_len
-                ),
+                format!("{} bytes after the committed end belong to no session", file.len() as u64 - slot.committed_len),
             );
         }
         let walked = w.walk(end);
         for (si, s) in inner.sessions.iter().enumerate() {
             let Some(wk) = walked.iter().find(|x| x.start == s.offset) else {
-                w.problem(
-                    s.offset,
-                    Some(si),
-                    "session not found by a linear walk of the file",
-                );
+                w.problem(s.offset, Some(si), "session not found by a linear walk of the file");
                 continue;
             };
             match s.state {
                 SessionState::Interrupted => w.problem(
                     s.offset,
                     Some(si),
-                    format!(
-                        "session {:?} was interrupted and not recovered (run `rec recover`)",
-                        s.start.name
-                    ),
+                    format!("session {:?} was interrupted and not recovered (run `rec recover`)", s.start.name),
                 ),
-                SessionState::Finished if !wk.ended => w.problem(
-                    s.offset,
-                    Some(si),
-                    "finished session has no end record in the walk",
-                ),
+                SessionState::Finished if !wk.ended => w.problem(s.offset, Some(si), "finished session has no end record in the walk"),
                 _ => {}
             }
             if let Some(stop) = &s.stop {
-                w.problem(
-                    s.segment_end,
-                    Some(si),
-                    format!("session ends in a damaged or torn record: {stop}"),
-                );
+                w.problem(s.segment_end, Some(si), format!("session ends in a damaged or torn record: {stop}"));
             }
             let session = match self.session(si) {
                 Some(x) => x,
@@ -333,24 +275,26 @@ impl RecFile {
                 let name = &st.def.name;
                 let mut digest = Digest::default();
                 match inner.runs(si, pos) {
-                    Err(e) => w.problem(
-                        s.index_offset.unwrap_or(s.offset),
-                        Some(si),
-                        format!("index of stream {name:?}: {e}"),
-                    ),
+                    Err(e) => w.problem(s.index_offset.unwrap_or(s.offset), Some(si), format!("index of stream {name:?}: {e}")),
                     Ok(runs) => {
                         let mut prev: Option<(i64, u64)> = None;
                         let name_arc: std::sync::Arc<str> = name.as_str().into();
                         for run in runs.iter() {
                             let bytes: &[u8] = match &run.loc {
-                                RunLoc::File(o) => {
-                                    &file[*o as usize..(*o + run.count * 16) as usize]
-                                }
+                                RunLoc::File(o) => &file[*o as usize..(*o + run.count * 16) as usize],
                                 RunLoc::Owned(b) => b,
                             };
                             let e = EntrySlice::new(bytes);
                             if !e.is_empty() && e.ts(0) != run.first_ts {
-                                w.problem(s.index_offset.unwrap_or(0), Some(si), format!("index run of stream {name:?} says it starts at ts {}, its first entry has {}", run.first_ts, e.ts(0)));
+                                w.problem(
+                                    s.index_offset.unwrap_or(0),
+                                    Some(si),
+                                    format!(
+                                        "index run of stream {name:?} says it starts at ts {}, its first entry has {}",
+                                        run.first_ts,
+                                        e.ts(0)
+                                    ),
+                                );
                             }
                             for i in 0..e.len() {
                                 let entry = e.get(i);
@@ -358,29 +302,16 @@ impl RecFile {
                                     w.problem(
                                         entry.offset,
                                         Some(si),
-                                        format!(
-                                            "index of stream {name:?} is out of order at entry {}",
-                                            run.cum_start + i as u64
-                                        ),
+                                        format!("index of stream {name:?} is out of order at entry {}", run.cum_start + i as u64),
                                     );
                                 }
                                 prev = Some((entry.ts, entry.offset));
-                                match Frame::load(
-                                    &self.inner,
-                                    si,
-                                    s.salt,
-                                    pos as u16,
-                                    &name_arc,
-                                    entry,
-                                ) {
+                                match Frame::load(&self.inner, si, s.salt, pos as u16, &name_arc, entry) {
                                     Ok(f) => digest.add(f.ts, f.offset, f.data().len() as u64),
                                     Err(err) => w.problem(
                                         entry.offset,
                                         Some(si),
-                                        format!(
-                                            "index entry {} of stream {name:?}: {err}",
-                                            run.cum_start + i as u64
-                                        ),
+                                        format!("index entry {} of stream {name:?}: {err}", run.cum_start + i as u64),
                                     ),
                                 }
                             }
@@ -392,14 +323,15 @@ impl RecFile {
                     w.problem(
                         s.index_offset.unwrap_or(s.offset),
                         Some(si),
-                        format!("index of stream {name:?} lists {} readable frames, the records hold {}; the sets differ", digest.count, records.count),
+                        format!(
+                            "index of stream {name:?} lists {} readable frames, the records hold {}; the sets differ",
+                            digest.count, records.count
+                        ),
                     );
                 }
                 if st.frames != records.count
                     || (records.count > 0
-                        && (st.payload_bytes != records.bytes
-                            || Some(st.first_ts) != records.min_ts
-                            || Some(st.last_ts) != records.max_ts))
+                        && (st.payload_bytes != records.bytes || Some(st.first_ts) != records.min_ts || Some(st.last_ts) != records.max_ts))
                 {
                     w.problem(
                         s.index_offset.unwrap_or(s.offset),
@@ -411,11 +343,7 @@ impl RecFile {
             let known: u64 = s.streams.len() as u64;
             for id in wk.frames.keys() {
                 if u64::from(*id) >= known {
-                    w.problem(
-                        s.offset,
-                        Some(si),
-                        format!("frames of undefined stream {id}"),
-                    );
+                    w.problem(s.offset, Some(si), format!("frames of undefined stream {id}"));
                 }
             }
             let total: u64 = wk.frames.values().map(|d| d.count).sum();
@@ -430,11 +358,7 @@ impl RecFile {
         }
         for wk in &walked {
             if !inner.sessions.iter().any(|s| s.offset == wk.start) {
-                w.problem(
-                    wk.start,
-                    None,
-                    "session found in the file is not reachable from the commit slots",
-                );
+                w.problem(wk.start, None, "session found in the file is not reachable from the commit slots");
             }
         }
         w.report.sessions = inner.sessions.len();

@@ -65,7 +65,12 @@ fn record_then_cat_gives_back_the_same_frames() {
             Some(n) => n.as_i64().unwrap(),
             None => recfile::Timestamp::from_secs_f64(input["ts"].as_f64().unwrap()).unwrap().as_nanos(),
         };
-        let hit = lines.iter().find(|l| l["stream"] == want_stream && l["ts_ns"].as_i64() == Some(want_ns) && (l.get("data") == input.get("data")) && (l.get("data_b64") == input.get("data_b64")));
+        let hit = lines.iter().find(|l| {
+            l["stream"] == want_stream
+                && l["ts_ns"].as_i64() == Some(want_ns)
+                && (l.get("data") == input.get("data"))
+                && (l.get("data_b64") == input.get("data_b64"))
+        });
         assert!(hit.is_some(), "{input} not found in output");
         let hit = hit.unwrap();
         if let Some(t) = input.get("ts") {
@@ -143,7 +148,8 @@ fn bad_lines_stop_with_the_line_number_and_keep_earlier_frames() {
     for (bad, want) in cases {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("r.rec");
-        let input = format!("{{\"stream\": \"a\", \"ts\": 0.5, \"data\": {{\"k\": 1}}}}\n{bad}\n{{\"stream\": \"a\", \"ts\": 2.0, \"data\": 2}}\n");
+        let input =
+            format!("{{\"stream\": \"a\", \"ts\": 0.5, \"data\": {{\"k\": 1}}}}\n{bad}\n{{\"stream\": \"a\", \"ts\": 2.0, \"data\": 2}}\n");
         let o = rec(&["record", p(&f)], Some(&input));
         assert_eq!(code(&o), 1, "{bad}");
         assert!(stderr(&o).contains(want), "{bad}: {}", stderr(&o));
@@ -173,7 +179,8 @@ fn record_refuses_to_overwrite_and_appends_with_flag() {
 fn find_modes_tolerance_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("r.rec");
-    let input: String = (0..10).map(|i| format!("{{\"stream\": \"a\", \"ts_ns\": {}, \"data\": {i}}}\n", 1_000_000_000i64 + i * 100_000_000)).collect();
+    let input: String =
+        (0..10).map(|i| format!("{{\"stream\": \"a\", \"ts_ns\": {}, \"data\": {i}}}\n", 1_000_000_000i64 + i * 100_000_000)).collect();
     assert_eq!(code(&rec(&["record", p(&f)], Some(&input))), 0);
     let find = |extra: &[&str]| {
         let mut args = vec!["find", p(&f), "--stream", "a", "--json"];

@@ -9,7 +9,9 @@ type ModelFrame = (i64, usize, u64);
 
 fn record(frames: &[(i64, usize)], streams: usize, checkpoint_every: u64) -> (RecFile, Vec<ModelFrame>) {
     let storage = Box::new(recfile::storage::MemStorage::default());
-    let mut rec = Recorder::init_storage(storage, RecorderOptions::new().checkpoint_every_frames(checkpoint_every).checkpoint_every(Duration::ZERO)).unwrap();
+    let mut rec =
+        Recorder::init_storage(storage, RecorderOptions::new().checkpoint_every_frames(checkpoint_every).checkpoint_every(Duration::ZERO))
+            .unwrap();
     let mut s = rec.start_session("p").unwrap();
     let ids: Vec<_> = (0..streams).map(|i| s.add_stream(&format!("s{i}"), "raw").unwrap()).collect();
     let mut seqs = vec![0u64; streams];

@@ -10,11 +10,7 @@ fn ts(n: i64) -> Timestamp {
 fn abandoned_session_reads_as_interrupted_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rec");
-    let mut rec = RecorderOptions::new()
-        .checkpoint_every_frames(10)
-        .buffer_bytes(4096)
-        .create(&path)
-        .unwrap();
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(10).buffer_bytes(4096).create(&path).unwrap();
     let mut s = rec.start_session("one").unwrap();
     let a = s.add_stream("a", "raw").unwrap();
     for i in 0..25 {
@@ -48,11 +44,7 @@ fn abandoned_session_reads_as_interrupted_and_recovers() {
 fn frames_after_the_last_checkpoint_are_salvaged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rec");
-    let mut rec = RecorderOptions::new()
-        .checkpoint_every_frames(10)
-        .buffer_bytes(4096)
-        .create(&path)
-        .unwrap();
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(10).buffer_bytes(4096).create(&path).unwrap();
     let mut s = rec.start_session("one").unwrap();
     let a = s.add_stream("a", "raw").unwrap();
     // Big frames overflow the 4 KiB buffer, so frames after checkpoint 1 reach the file.

@@ -11,22 +11,15 @@ fn ts(n: i64) -> Timestamp {
 fn many_streams_round_trip_with_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rec");
-    let mut rec = RecorderOptions::new()
-        .checkpoint_every_frames(7)
-        .create(&path)
-        .unwrap();
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(7).create(&path).unwrap();
     let mut s = rec.start_session("drive").unwrap();
     let a = s.add_stream("lidar", "raw").unwrap();
     let b = s.add_stream("odom", "bincode").unwrap();
     s.set_metadata("robot", "go2").unwrap();
     for i in 0..100i64 {
-        assert_eq!(
-            s.write(a, ts(i * 10), format!("L{i}").as_bytes()).unwrap(),
-            i as u64 + 1
-        );
+        assert_eq!(s.write(a, ts(i * 10), format!("L{i}").as_bytes()).unwrap(), i as u64 + 1);
         if i % 3 == 0 {
-            s.write_value(b, ts(i * 10 + 5), &(i, i as f64 * 0.5))
-                .unwrap();
+            s.write_value(b, ts(i * 10 + 5), &(i, i as f64 * 0.5)).unwrap();
         }
     }
     s.set_metadata("robot", "go2-w").unwrap();
@@ -52,41 +45,20 @@ fn many_streams_round_trip_with_checkpoints() {
     }
     let odom = sess.stream("odom").unwrap();
     assert_eq!(odom.len(), 34);
-    assert_eq!(
-        odom.load(2).unwrap().decode::<(i64, f64)>().unwrap(),
-        (6, 3.0)
-    );
+    assert_eq!(odom.load(2).unwrap().decode::<(i64, f64)>().unwrap(), (6, 3.0));
     let both = sess.replay(&[]).unwrap();
     let all: Vec<_> = both.iterate().map(|f| f.unwrap()).collect();
     assert_eq!(all.len(), 134);
     assert!(all.windows(2).all(|w| w[0].timestamp() <= w[1].timestamp()));
-    assert_eq!(
-        lidar.find_closest(ts(44), None).unwrap().timestamp(),
-        ts(40)
-    );
-    assert_eq!(
-        lidar.find_closest(ts(45), None).unwrap().timestamp(),
-        ts(40),
-        "tie goes to the earlier"
-    );
-    assert_eq!(
-        lidar.find_closest(ts(46), None).unwrap().timestamp(),
-        ts(50)
-    );
-    assert!(lidar
-        .find_closest(ts(45), Some(Duration::from_nanos(4)))
-        .is_none());
+    assert_eq!(lidar.find_closest(ts(44), None).unwrap().timestamp(), ts(40));
+    assert_eq!(lidar.find_closest(ts(45), None).unwrap().timestamp(), ts(40), "tie goes to the earlier");
+    assert_eq!(lidar.find_closest(ts(46), None).unwrap().timestamp(), ts(50));
+    assert!(lidar.find_closest(ts(45), Some(Duration::from_nanos(4))).is_none());
     assert_eq!(lidar.find_before(ts(49)).unwrap().timestamp(), ts(40));
     assert_eq!(lidar.find_after(ts(41)).unwrap().timestamp(), ts(50));
     assert!(lidar.find_after(ts(991)).is_none());
     assert!(lidar.find_before(ts(-1)).is_none());
-    assert_eq!(
-        lidar
-            .find_closest_seek(Duration::from_nanos(21), None)
-            .unwrap()
-            .timestamp(),
-        ts(20)
-    );
+    assert_eq!(lidar.find_closest_seek(Duration::from_nanos(21), None).unwrap().timestamp(), ts(20));
 }
 
 #[test]
@@ -94,15 +66,9 @@ fn second_writer_is_refused_and_create_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rec");
     let rec = Recorder::create(&path).unwrap();
-    assert!(matches!(
-        Recorder::open_append(&path),
-        Err(Error::Locked { .. })
-    ));
+    assert!(matches!(Recorder::open_append(&path), Err(Error::Locked { .. })));
     drop(rec);
-    assert!(matches!(
-        Recorder::create(&path),
-        Err(Error::AlreadyExists { .. })
-    ));
+    assert!(matches!(Recorder::create(&path), Err(Error::AlreadyExists { .. })));
     let mut rec = Recorder::open_append(&path).unwrap();
     rec.start_session("x").unwrap().finish().unwrap();
 }
@@ -112,11 +78,7 @@ fn out_of_order_timestamps_two_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.rec");
     {
-        let mut rec = RecorderOptions::new()
-            .checkpoint_every_frames(5)
-            .durability(Durability::None)
-            .create(&path)
-            .unwrap();
+        let mut rec = RecorderOptions::new().checkpoint_every_frames(5).durability(Durability::None).create(&path).unwrap();
         let mut s = rec.start_session("one").unwrap();
         let a = s.add_stream("a", "raw").unwrap();
         for t in [50, 10, 30, 30, 20, 90, 0, 70, 60, 30, 40, 80] {
@@ -131,38 +93,10 @@ fn out_of_order_timestamps_two_sessions() {
     let f = RecFile::open(&path).unwrap();
     assert_eq!(f.session_count(), 2);
     let r = f.session(0).unwrap().stream("a").unwrap();
-    let got: Vec<(i64, u64)> = r
-        .iterate()
-        .map(|f| f.unwrap())
-        .map(|f| (f.timestamp().as_nanos(), f.seq()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            (0, 6),
-            (10, 1),
-            (20, 4),
-            (30, 2),
-            (30, 3),
-            (30, 9),
-            (40, 10),
-            (50, 0),
-            (60, 8),
-            (70, 7),
-            (80, 11),
-            (90, 5)
-        ]
-    );
-    assert_eq!(
-        r.find_closest(ts(31), None).unwrap().seq(),
-        2,
-        "earliest arrival of the closest timestamp"
-    );
-    assert_eq!(
-        r.find_before(ts(30)).unwrap().seq(),
-        9,
-        "latest arrival at or before"
-    );
+    let got: Vec<(i64, u64)> = r.iterate().map(|f| f.unwrap()).map(|f| (f.timestamp().as_nanos(), f.seq())).collect();
+    assert_eq!(got, vec![(0, 6), (10, 1), (20, 4), (30, 2), (30, 3), (30, 9), (40, 10), (50, 0), (60, 8), (70, 7), (80, 11), (90, 5)]);
+    assert_eq!(r.find_closest(ts(31), None).unwrap().seq(), 2, "earliest arrival of the closest timestamp");
+    assert_eq!(r.find_before(ts(30)).unwrap().seq(), 9, "latest arrival at or before");
     assert_eq!(f.session(1).unwrap().stream("a").unwrap().len(), 1);
 }
 

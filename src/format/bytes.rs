@@ -14,12 +14,7 @@ pub struct ByteReader<'a> {
 impl<'a> ByteReader<'a> {
     /// Reads `buf`, whose first byte lies at file offset `base`, while decoding `what`.
     pub fn new(buf: &'a [u8], base: u64, what: &'static str) -> Self {
-        ByteReader {
-            buf,
-            pos: 0,
-            base,
-            what,
-        }
+        ByteReader { buf, pos: 0, base, what }
     }
 
     /// Bytes not yet read.
@@ -92,18 +87,14 @@ impl<'a> ByteReader<'a> {
     pub fn str(&mut self) -> Result<&'a str> {
         let at = self.file_offset();
         let b = self.len_bytes()?;
-        std::str::from_utf8(b)
-            .map_err(|e| self.malformed_at(at, format!("string is not UTF-8: {e}")))
+        std::str::from_utf8(b).map_err(|e| self.malformed_at(at, format!("string is not UTF-8: {e}")))
     }
     /// A `u32` count followed by that many (key, value) string pairs.
     pub fn string_map(&mut self) -> Result<Vec<(String, String)>> {
         let n = self.u32()? as usize;
         // Each pair needs at least 8 bytes: bounds the allocation by the input.
         if n > self.remaining() / 8 {
-            return Err(self.malformed(format!(
-                "map claims {n} entries, only {} bytes left",
-                self.remaining()
-            )));
+            return Err(self.malformed(format!("map claims {n} entries, only {} bytes left", self.remaining())));
         }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -125,11 +116,7 @@ impl<'a> ByteReader<'a> {
         self.malformed_at(self.file_offset(), reason)
     }
     fn malformed_at(&self, offset: u64, reason: String) -> Error {
-        Error::Malformed {
-            what: self.what,
-            offset,
-            reason,
-        }
+        Error::Malformed { what: self.what, offset, reason }
     }
 }
 
@@ -140,10 +127,7 @@ pub fn put_len_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// Appends a string map: `u32` count, then (key, value) strings.
-pub fn put_string_map<'a>(
-    out: &mut Vec<u8>,
-    map: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
-) {
+pub fn put_string_map<'a>(out: &mut Vec<u8>, map: impl ExactSizeIterator<Item = (&'a str, &'a str)>) {
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());
     for (k, v) in map {
         put_len_bytes(out, k.as_bytes());

@@ -10,16 +10,11 @@ pub fn encode_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> 
     bincode::serde::encode_to_vec(value, standard()).map_err(|e| Error::Encode(e.to_string()))
 }
 
-fn decode_limited<T: serde::de::DeserializeOwned, const N: usize>(
-    bytes: &[u8],
-) -> Result<T, bincode::error::DecodeError> {
+fn decode_limited<T: serde::de::DeserializeOwned, const N: usize>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
     let config: Configuration<_, _, bincode::config::Limit<N>> = standard().with_limit::<N>();
     let (v, used) = bincode::serde::decode_from_slice(bytes, config)?;
     if used != bytes.len() {
-        return Err(bincode::error::DecodeError::OtherString(format!(
-            "{} trailing bytes after the value",
-            bytes.len() - used
-        )));
+        return Err(bincode::error::DecodeError::OtherString(format!("{} trailing bytes after the value", bytes.len() - used)));
     }
     Ok(v)
 }
@@ -38,10 +33,7 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8], offset: u64) -
     } else {
         decode_limited::<T, { 4 * KIB * KIB * KIB }>(bytes)
     };
-    r.map_err(|e| Error::Decode {
-        offset,
-        reason: e.to_string(),
-    })
+    r.map_err(|e| Error::Decode { offset, reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -56,9 +48,6 @@ mod tests {
         // A varint length claiming 2^60 elements must fail cleanly, not allocate.
         let hostile = [0xFDu8, 0, 0, 0, 0, 0, 0, 0, 0x10];
         assert!(decode_value::<Vec<u64>>(&hostile, 7).is_err());
-        assert!(matches!(
-            decode_value::<u8>(&[1, 2], 9),
-            Err(Error::Decode { offset: 9, .. })
-        ));
+        assert!(matches!(decode_value::<u8>(&[1, 2], 9), Err(Error::Decode { offset: 9, .. })));
     }
 }

@@ -55,12 +55,7 @@ pub struct FileHeader {
 impl FileHeader {
     /// A header for a new file written by this version.
     pub fn new(file_id: uuid::Uuid, created_ns: i64) -> Self {
-        FileHeader {
-            major: FORMAT_MAJOR,
-            minor: FORMAT_MINOR,
-            file_id,
-            created_ns,
-        }
+        FileHeader { major: FORMAT_MAJOR, minor: FORMAT_MINOR, file_id, created_ns }
     }
 
     /// Encodes bytes `0..64` of the header page (magic through header CRC).
@@ -85,35 +80,21 @@ impl FileHeader {
         }
         let magic_len = file.len().min(8);
         if file[..magic_len] != MAGIC[..magic_len] {
-            return Err(Error::BadMagic {
-                found: file[..magic_len].to_vec(),
-            });
+            return Err(Error::BadMagic { found: file[..magic_len].to_vec() });
         }
         if (file.len() as u64) < HEADER_LEN {
-            return Err(Error::TruncatedHeader {
-                len: file.len() as u64,
-                needed: HEADER_LEN,
-            });
+            return Err(Error::TruncatedHeader { len: file.len() as u64, needed: HEADER_LEN });
         }
         let mut r = ByteReader::new(&file[8..HEADER_FIELDS_LEN], 8, "file header");
         let major = r.u16()?;
         let minor = r.u16()?;
         if major != FORMAT_MAJOR {
-            return Err(Error::UnsupportedVersion {
-                found_major: major,
-                found_minor: minor,
-                supported_major: FORMAT_MAJOR,
-            });
+            return Err(Error::UnsupportedVersion { found_major: major, found_minor: minor, supported_major: FORMAT_MAJOR });
         }
         let stored = le_u32(file, HEADER_CRC_OFFSET);
         let computed = crc32fast::hash(&file[..HEADER_FIELDS_LEN]);
         if stored != computed {
-            return Err(Error::CrcMismatch {
-                what: "file header",
-                offset: 0,
-                stored,
-                computed,
-            });
+            return Err(Error::CrcMismatch { what: "file header", offset: 0, stored, computed });
         }
         let header_len = r.u32()?;
         if u64::from(header_len) != HEADER_LEN {
@@ -125,12 +106,7 @@ impl FileHeader {
         }
         let file_id = uuid::Uuid::from_bytes(r.bytes16()?);
         let created_ns = r.i64()?;
-        Ok(FileHeader {
-            major,
-            minor,
-            file_id,
-            created_ns,
-        })
+        Ok(FileHeader { major, minor, file_id, created_ns })
     }
 }
 
@@ -206,25 +182,14 @@ impl Slot {
         let stored = le_u32(all, SLOT_FIELDS_LEN);
         let computed = crc32fast::hash(&all[..SLOT_FIELDS_LEN]);
         if stored != computed {
-            return Err(Error::CrcMismatch {
-                what: "commit slot",
-                offset,
-                stored,
-                computed,
-            });
+            return Err(Error::CrcMismatch { what: "commit slot", offset, stored, computed });
         }
         let mut r = ByteReader::new(all, offset, "commit slot");
         let generation = r.u64()?;
         let state = match r.u8()? {
             0 => SlotState::Idle,
             1 => SlotState::Recording,
-            s => {
-                return Err(Error::Malformed {
-                    what: "commit slot",
-                    offset: offset + 8,
-                    reason: format!("unknown state {s}"),
-                })
-            }
+            s => return Err(Error::Malformed { what: "commit slot", offset: offset + 8, reason: format!("unknown state {s}") }),
         };
         r.take(7)?;
         let slot = Slot {
@@ -239,10 +204,7 @@ impl Slot {
             return Err(Error::Malformed {
                 what: "commit slot",
                 offset: offset + 16,
-                reason: format!(
-                    "committed length {} is inside the header",
-                    slot.committed_len
-                ),
+                reason: format!("committed length {} is inside the header", slot.committed_len),
             });
         }
         Ok(slot)
@@ -275,42 +237,16 @@ impl Slots {
     /// Decodes both slots from a header page and picks the valid one with the highest generation.
     pub fn decode(file: &[u8]) -> Result<Slots> {
         if file.len() < HEADER_USED_LEN {
-            return Err(Error::TruncatedHeader {
-                len: file.len() as u64,
-                needed: HEADER_LEN,
-            });
+            return Err(Error::TruncatedHeader { len: file.len() as u64, needed: HEADER_LEN });
         }
         let a = Slot::decode(&file[SLOT_A_OFFSET..SLOT_B_OFFSET], SLOT_A_OFFSET as u64);
         let b = Slot::decode(&file[SLOT_B_OFFSET..HEADER_USED_LEN], SLOT_B_OFFSET as u64);
-        let errors = [
-            a.as_ref().err().map(|e| e.to_string()),
-            b.as_ref().err().map(|e| e.to_string()),
-        ];
+        let errors = [a.as_ref().err().map(|e| e.to_string()), b.as_ref().err().map(|e| e.to_string())];
         match (a, b) {
-            (Ok(a), Ok(b)) if b.generation > a.generation => Ok(Slots {
-                current: b,
-                current_index: 1,
-                previous: Some(a),
-                errors,
-            }),
-            (Ok(a), Ok(b)) => Ok(Slots {
-                current: a,
-                current_index: 0,
-                previous: Some(b),
-                errors,
-            }),
-            (Ok(a), Err(_)) => Ok(Slots {
-                current: a,
-                current_index: 0,
-                previous: None,
-                errors,
-            }),
-            (Err(_), Ok(b)) => Ok(Slots {
-                current: b,
-                current_index: 1,
-                previous: None,
-                errors,
-            }),
+            (Ok(a), Ok(b)) if b.generation > a.generation => Ok(Slots { current: b, current_index: 1, previous: Some(a), errors }),
+            (Ok(a), Ok(b)) => Ok(Slots { current: a, current_index: 0, previous: Some(b), errors }),
+            (Ok(a), Err(_)) => Ok(Slots { current: a, current_index: 0, previous: None, errors }),
+            (Err(_), Ok(b)) => Ok(Slots { current: b, current_index: 1, previous: None, errors }),
             (Err(_), Err(_)) => Err(Error::NoValidSlot),
         }
     }
@@ -321,10 +257,7 @@ impl Slots {
 pub fn new_header_page(header: &FileHeader) -> Vec<u8> {
     let mut page = vec![0u8; HEADER_LEN as usize];
     page[..SLOT_A_OFFSET].copy_from_slice(&header.encode());
-    let a = Slot {
-        generation: 1,
-        ..Slot::empty()
-    };
+    let a = Slot { generation: 1, ..Slot::empty() };
     page[SLOT_A_OFFSET..SLOT_B_OFFSET].copy_from_slice(&a.encode());
     page[SLOT_B_OFFSET..HEADER_USED_LEN].copy_from_slice(&Slot::empty().encode());
     page
@@ -351,39 +284,21 @@ mod tests {
         assert_eq!(slots.current_index, 0);
 
         assert!(matches!(FileHeader::decode(&[]), Err(Error::EmptyFile)));
-        assert!(matches!(
-            FileHeader::decode(b"PK\x03\x04zip"),
-            Err(Error::BadMagic { .. })
-        ));
-        assert!(matches!(
-            FileHeader::decode(&page[..100]),
-            Err(Error::TruncatedHeader { .. })
-        ));
+        assert!(matches!(FileHeader::decode(b"PK\x03\x04zip"), Err(Error::BadMagic { .. })));
+        assert!(matches!(FileHeader::decode(&page[..100]), Err(Error::TruncatedHeader { .. })));
         let mut newer = page.clone();
         newer[8] = 2;
-        assert!(matches!(
-            FileHeader::decode(&newer),
-            Err(Error::UnsupportedVersion { found_major: 2, .. })
-        ));
+        assert!(matches!(FileHeader::decode(&newer), Err(Error::UnsupportedVersion { found_major: 2, .. })));
         let mut flipped = page.clone();
         flipped[20] ^= 1;
-        assert!(matches!(
-            FileHeader::decode(&flipped),
-            Err(Error::CrcMismatch { offset: 0, .. })
-        ));
+        assert!(matches!(FileHeader::decode(&flipped), Err(Error::CrcMismatch { offset: 0, .. })));
     }
 
     #[test]
     fn torn_slot_falls_back_to_the_other() {
         let h = FileHeader::new(uuid::Uuid::new_v4(), 0);
         let mut page = new_header_page(&h);
-        let newer = Slot {
-            generation: 2,
-            state: SlotState::Recording,
-            committed_len: 5000,
-            active_session: 4096,
-            ..Slot::empty()
-        };
+        let newer = Slot { generation: 2, state: SlotState::Recording, committed_len: 5000, active_session: 4096, ..Slot::empty() };
         page[SLOT_B_OFFSET..HEADER_USED_LEN].copy_from_slice(&newer.encode());
         assert_eq!(Slots::decode(&page).unwrap().current, newer);
         page[SLOT_B_OFFSET + 20] ^= 0xFF; // torn write of B

@@ -113,13 +113,7 @@ pub fn end_record(out: &mut [u8], start: usize, salt: u32) {
 }
 
 /// Encodes the 23-byte header of a frame record whose payload is written separately.
-pub fn frame_header(
-    salt: u32,
-    stream: u16,
-    seq: u32,
-    ts: i64,
-    payload: &[u8],
-) -> [u8; FRAME_OVERHEAD] {
+pub fn frame_header(salt: u32, stream: u16, seq: u32, ts: i64, payload: &[u8]) -> [u8; FRAME_OVERHEAD] {
     let mut h = [0u8; FRAME_OVERHEAD];
     let body_len = (FRAME_FIXED_LEN + payload.len()) as u32;
     h[4..8].copy_from_slice(&body_len.to_le_bytes());
@@ -157,63 +151,35 @@ impl<'a> RecordRef<'a> {
 /// Reads the framing of the record at `offset` of `file` (the whole file or a prefix of it),
 /// checking that it lies within `file`, and, unless `salt` is `None`, its CRC.
 pub fn read_record(file: &[u8], offset: u64, salt: Option<u32>) -> Result<RecordRef<'_>> {
-    let start = usize::try_from(offset)
-        .ok()
-        .filter(|&s| s <= file.len())
-        .ok_or(Error::Truncated {
-            what: "record",
-            offset,
-            needed: RECORD_HEADER_LEN as u64,
-            available: 0,
-        })?;
+    let start = usize::try_from(offset).ok().filter(|&s| s <= file.len()).ok_or(Error::Truncated {
+        what: "record",
+        offset,
+        needed: RECORD_HEADER_LEN as u64,
+        available: 0,
+    })?;
     let avail = (file.len() - start) as u64;
     if avail < RECORD_HEADER_LEN as u64 {
-        return Err(Error::Truncated {
-            what: "record header",
-            offset,
-            needed: RECORD_HEADER_LEN as u64,
-            available: avail,
-        });
+        return Err(Error::Truncated { what: "record header", offset, needed: RECORD_HEADER_LEN as u64, available: avail });
     }
     let head = &file[start..start + RECORD_HEADER_LEN];
     let body_len = u64::from(le_u32(head, 4));
     let kind_byte = head[8];
     if kind_byte == 0 {
-        return Err(Error::Malformed {
-            what: "record",
-            offset,
-            reason: "kind 0 (zeroed or unwritten space)".into(),
-        });
+        return Err(Error::Malformed { what: "record", offset, reason: "kind 0 (zeroed or unwritten space)".into() });
     }
     if body_len > avail - RECORD_HEADER_LEN as u64 {
-        return Err(Error::Truncated {
-            what: "record body",
-            offset,
-            needed: body_len,
-            available: avail - RECORD_HEADER_LEN as u64,
-        });
+        return Err(Error::Truncated { what: "record body", offset, needed: body_len, available: avail - RECORD_HEADER_LEN as u64 });
     }
     let body = &file[start + RECORD_HEADER_LEN..start + RECORD_HEADER_LEN + body_len as usize];
     if let Some(salt) = salt {
         let stored = le_u32(head, 0);
         let computed = record_crc(salt, &head[4..], &[body]);
         if stored != computed {
-            let what = Kind::from_byte(kind_byte)
-                .map(Kind::name)
-                .unwrap_or("record");
-            return Err(Error::CrcMismatch {
-                what,
-                offset,
-                stored,
-                computed,
-            });
+            let what = Kind::from_byte(kind_byte).map(Kind::name).unwrap_or("record");
+            return Err(Error::CrcMismatch { what, offset, stored, computed });
         }
     }
-    Ok(RecordRef {
-        offset,
-        kind_byte,
-        body,
-    })
+    Ok(RecordRef { offset, kind_byte, body })
 }
 
 /// Reads a record and checks that it has the expected kind.
@@ -223,12 +189,7 @@ pub fn read_record_of(file: &[u8], offset: u64, salt: u32, kind: Kind) -> Result
         return Err(Error::Malformed {
             what: kind.name(),
             offset,
-            reason: format!(
-                "expected a {} record (kind {}), found kind {}",
-                kind.name(),
-                kind as u8,
-                r.kind_byte
-            ),
+            reason: format!("expected a {} record (kind {}), found kind {}", kind.name(), kind as u8, r.kind_byte),
         });
     }
     Ok(r)
@@ -267,10 +228,7 @@ impl SessionStartBody {
         b.extend_from_slice(&self.prev_session_end.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         put_len_bytes(&mut b, self.name.as_bytes());
-        put_string_map(
-            &mut b,
-            self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        put_string_map(&mut b, self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         b
     }
 
@@ -283,13 +241,7 @@ impl SessionStartBody {
         let _flags = r.u32()?;
         let name = r.str()?.to_owned();
         let metadata = r.string_map()?;
-        Ok(SessionStartBody {
-            id,
-            start_ns,
-            prev_session_end,
-            name,
-            metadata,
-        })
+        Ok(SessionStartBody { id, start_ns, prev_session_end, name, metadata })
     }
 
     /// Reads the salt of a session start record without trusting it: the UUID comes first in
@@ -300,23 +252,13 @@ impl SessionStartBody {
             return Err(Error::Malformed {
                 what: "session start",
                 offset,
-                reason: format!(
-                    "expected a session start record (kind 1), found kind {}",
-                    r.kind_byte
-                ),
+                reason: format!("expected a session start record (kind 1), found kind {}", r.kind_byte),
             });
         }
         if r.body.len() < 16 {
-            return Err(Error::Truncated {
-                what: "session start",
-                offset,
-                needed: 16,
-                available: r.body.len() as u64,
-            });
+            return Err(Error::Truncated { what: "session start", offset, needed: 16, available: r.body.len() as u64 });
         }
-        Ok(u32::from_le_bytes([
-            r.body[0], r.body[1], r.body[2], r.body[3],
-        ]))
+        Ok(u32::from_le_bytes([r.body[0], r.body[1], r.body[2], r.body[3]]))
     }
 }
 
@@ -363,13 +305,7 @@ impl StreamDefBody {
         let encoding = r.str()?.to_owned();
         let schema_name = r.str()?.to_owned();
         let schema = r.len_bytes()?.to_vec();
-        Ok(StreamDefBody {
-            stream,
-            name,
-            encoding,
-            schema_name,
-            schema,
-        })
+        Ok(StreamDefBody { stream, name, encoding, schema_name, schema })
     }
 }
 
@@ -401,18 +337,9 @@ pub struct FrameFields {
 /// Splits a frame body into its fields and payload.
 pub fn decode_frame(body: &[u8], offset: u64) -> Result<(FrameFields, &[u8])> {
     if body.len() < FRAME_FIXED_LEN {
-        return Err(Error::Truncated {
-            what: "frame",
-            offset,
-            needed: FRAME_FIXED_LEN as u64,
-            available: body.len() as u64,
-        });
+        return Err(Error::Truncated { what: "frame", offset, needed: FRAME_FIXED_LEN as u64, available: body.len() as u64 });
     }
-    let f = FrameFields {
-        ts: le_i64(body, 0),
-        stream: le_u16(body, 8),
-        seq: le_u32(body, 10),
-    };
+    let f = FrameFields { ts: le_i64(body, 0), stream: le_u16(body, 8), seq: le_u32(body, 10) };
     Ok((f, &body[FRAME_FIXED_LEN..]))
 }
 
@@ -512,10 +439,7 @@ pub fn put_checkpoint(
         out.extend_from_slice(&b.last_ts.to_le_bytes());
         out.extend_from_slice(&b.payload_bytes.to_le_bytes());
         out.extend_from_slice(&entries_at.to_le_bytes());
-        placed.push(BlockHeader {
-            entries_offset: entries_at,
-            ..*b
-        });
+        placed.push(BlockHeader { entries_offset: entries_at, ..*b });
         entries_at += (e.len() * ENTRY_LEN) as u64;
     }
     let pad = (table_end.next_multiple_of(8) - table_end) as usize;
@@ -574,10 +498,7 @@ impl CheckpointBody {
                 return Err(Error::Malformed {
                     what: "checkpoint",
                     offset,
-                    reason: format!(
-                        "block of stream {} has entries at {}, expected {expected}",
-                        b.stream, b.entries_offset
-                    ),
+                    reason: format!("block of stream {} has entries at {}, expected {expected}", b.stream, b.entries_offset),
                 });
             }
             expected += u64::from(b.count) * ENTRY_LEN as u64;
@@ -589,16 +510,7 @@ impl CheckpointBody {
                 reason: format!("entries end at {expected}, record body ends at {body_end}"),
             });
         }
-        Ok(CheckpointBody {
-            number,
-            prev_checkpoint,
-            wall_ns,
-            frames_total,
-            interval_start,
-            control,
-            state,
-            blocks,
-        })
+        Ok(CheckpointBody { number, prev_checkpoint, wall_ns, frames_total, interval_start, control, state, blocks })
     }
 }
 
@@ -662,11 +574,7 @@ impl RunRef {
     }
     /// Decodes 24 bytes the caller has bounds-checked.
     pub fn decode(b: &[u8]) -> RunRef {
-        RunRef {
-            first_ts: le_i64(b, 0),
-            count: le_u64(b, 8),
-            entries_offset: le_u64(b, 16),
-        }
+        RunRef { first_ts: le_i64(b, 0), count: le_u64(b, 8), entries_offset: le_u64(b, 16) }
     }
 }
 
@@ -722,17 +630,12 @@ pub fn decode_index_streams(body: &[u8], offset: u64) -> Result<Vec<IndexStream>
     for _ in 0..n {
         let s = IndexStream::decode(r.take(INDEX_STREAM_LEN)?);
         let dir_len = s.run_count.checked_mul(RUN_LEN as u64);
-        let fits = dir_len
-            .and_then(|l| s.runs_offset.checked_add(l))
-            .is_some_and(|end| s.runs_offset >= body_at && end <= body_end);
+        let fits = dir_len.and_then(|l| s.runs_offset.checked_add(l)).is_some_and(|end| s.runs_offset >= body_at && end <= body_end);
         if !fits {
             return Err(Error::Malformed {
                 what: "index",
                 offset,
-                reason: format!(
-                    "run directory of stream {} ({} runs at {}) lies outside the record",
-                    s.stream, s.run_count, s.runs_offset
-                ),
+                reason: format!("run directory of stream {} ({} runs at {}) lies outside the record", s.stream, s.run_count, s.runs_offset),
             });
         }
         out.push(s);
@@ -760,12 +663,7 @@ pub struct IndexStreamInput<'a> {
 }
 
 /// Encodes an Index record for a record that will start at file offset `record_offset`.
-pub fn put_index(
-    out: &mut Vec<u8>,
-    salt: u32,
-    record_offset: u64,
-    streams: &[IndexStreamInput<'_>],
-) {
+pub fn put_index(out: &mut Vec<u8>, salt: u32, record_offset: u64, streams: &[IndexStreamInput<'_>]) {
     let start = begin_record(out, Kind::Index);
     let body_at = record_offset + RECORD_HEADER_LEN as u64;
     let run_count = |s: &IndexStreamInput<'_>| match s.runs {
@@ -773,20 +671,12 @@ pub fn put_index(
         IndexRuns::Inline(e) => u64::from(!e.is_empty()),
     };
     let mut dir_at = body_at + 8 + (streams.len() * INDEX_STREAM_LEN) as u64;
-    let dirs_end = dir_at
-        + streams
-            .iter()
-            .map(|s| run_count(s) * RUN_LEN as u64)
-            .sum::<u64>();
+    let dirs_end = dir_at + streams.iter().map(|s| run_count(s) * RUN_LEN as u64).sum::<u64>();
     let mut inline_at = dirs_end.next_multiple_of(8);
     out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     for s in streams {
-        let stats = IndexStream {
-            run_count: run_count(s),
-            runs_offset: dir_at,
-            ..s.stats
-        };
+        let stats = IndexStream { run_count: run_count(s), runs_offset: dir_at, ..s.stats };
         out.extend_from_slice(&stats.encode());
         dir_at += stats.run_count * RUN_LEN as u64;
     }
@@ -794,25 +684,17 @@ pub fn put_index(
         match s.runs {
             IndexRuns::Refs(runs) => runs.iter().for_each(|r| out.extend_from_slice(&r.encode())),
             IndexRuns::Inline(e) if !e.is_empty() => {
-                let run = RunRef {
-                    first_ts: e[0].ts,
-                    count: e.len() as u64,
-                    entries_offset: inline_at,
-                };
+                let run = RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at };
                 out.extend_from_slice(&run.encode());
                 inline_at += (e.len() * ENTRY_LEN) as u64;
             }
             IndexRuns::Inline(_) => {}
         }
     }
-    out.extend(std::iter::repeat_n(
-        0u8,
-        (dirs_end.next_multiple_of(8) - dirs_end) as usize,
-    ));
+    out.extend(std::iter::repeat_n(0u8, (dirs_end.next_multiple_of(8) - dirs_end) as usize));
     for s in streams {
         if let IndexRuns::Inline(e) = s.runs {
-            e.iter()
-                .for_each(|entry| out.extend_from_slice(&entry.encode()));
+            e.iter().for_each(|entry| out.extend_from_slice(&entry.encode()));
         }
     }
     end_record(out, start, salt);
@@ -857,10 +739,7 @@ impl SessionEndBody {
         b.extend_from_slice(&self.frames.to_le_bytes());
         b.extend_from_slice(&self.checkpoints.to_le_bytes());
         b.extend_from_slice(&u32::from(self.recovered).to_le_bytes());
-        put_string_map(
-            &mut b,
-            self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        put_string_map(&mut b, self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         b
     }
 
@@ -874,15 +753,7 @@ impl SessionEndBody {
         let checkpoints = r.u32()?;
         let flags = r.u32()?;
         let metadata = r.string_map()?;
-        Ok(SessionEndBody {
-            session_start,
-            index_offset,
-            end_ns,
-            frames,
-            checkpoints,
-            recovered: flags & 1 != 0,
-            metadata,
-        })
+        Ok(SessionEndBody { session_start, index_offset, end_ns, frames, checkpoints, recovered: flags & 1 != 0, metadata })
     }
 }
 
@@ -900,21 +771,11 @@ mod tests {
         let r = read_record(&file, 0, Some(salt)).unwrap();
         assert_eq!(r.kind(), Some(Kind::Frame));
         let (f, p) = decode_frame(r.body, 0).unwrap();
-        assert_eq!(
-            f,
-            FrameFields {
-                ts: -5,
-                stream: 3,
-                seq: 7
-            }
-        );
+        assert_eq!(f, FrameFields { ts: -5, stream: 3, seq: 7 });
         assert_eq!(p, payload);
         assert_eq!(FRAME_OVERHEAD, 23);
         // Another session's salt does not validate it.
-        assert!(matches!(
-            read_record(&file, 0, Some(1)),
-            Err(Error::CrcMismatch { .. })
-        ));
+        assert!(matches!(read_record(&file, 0, Some(1)), Err(Error::CrcMismatch { .. })));
         // Zeroed bytes never parse as a record.
         assert!(read_record(&[0u8; 64], 0, Some(0)).is_err());
     }
@@ -951,52 +812,14 @@ mod tests {
 
     #[test]
     fn index_round_trip() {
-        let refs = [RunRef {
-            first_ts: 5,
-            count: 3,
-            entries_offset: 8000,
-        }];
-        let inline = [
-            IndexEntry {
-                ts: 1,
-                offset: 4100,
-            },
-            IndexEntry {
-                ts: 2,
-                offset: 4000,
-            },
-        ];
-        let stats = IndexStream {
-            stream: 0,
-            def_offset: 4096,
-            frames: 3,
-            payload_bytes: 9,
-            first_ts: 5,
-            last_ts: 7,
-            run_count: 0,
-            runs_offset: 0,
-        };
+        let refs = [RunRef { first_ts: 5, count: 3, entries_offset: 8000 }];
+        let inline = [IndexEntry { ts: 1, offset: 4100 }, IndexEntry { ts: 2, offset: 4000 }];
+        let stats =
+            IndexStream { stream: 0, def_offset: 4096, frames: 3, payload_bytes: 9, first_ts: 5, last_ts: 7, run_count: 0, runs_offset: 0 };
         let inputs = [
-            IndexStreamInput {
-                stats,
-                runs: IndexRuns::Refs(&refs),
-            },
-            IndexStreamInput {
-                stats: IndexStream {
-                    stream: 1,
-                    frames: 2,
-                    ..stats
-                },
-                runs: IndexRuns::Inline(&inline),
-            },
-            IndexStreamInput {
-                stats: IndexStream {
-                    stream: 2,
-                    frames: 0,
-                    ..stats
-                },
-                runs: IndexRuns::Inline(&[]),
-            },
+            IndexStreamInput { stats, runs: IndexRuns::Refs(&refs) },
+            IndexStreamInput { stats: IndexStream { stream: 1, frames: 2, ..stats }, runs: IndexRuns::Inline(&inline) },
+            IndexStreamInput { stats: IndexStream { stream: 2, frames: 0, ..stats }, runs: IndexRuns::Inline(&[]) },
         ];
         let at = 4101u64;
         let mut out = vec![0u8; at as usize];
@@ -1018,16 +841,7 @@ mod tests {
     #[test]
     fn checkpoint_round_trip_aligns_entries() {
         for record_offset in [4096u64, 4097, 4099, 4103] {
-            let entries = [
-                IndexEntry {
-                    ts: 1,
-                    offset: 4200,
-                },
-                IndexEntry {
-                    ts: 2,
-                    offset: 4300,
-                },
-            ];
+            let entries = [IndexEntry { ts: 1, offset: 4200 }, IndexEntry { ts: 2, offset: 4300 }];
             let body = CheckpointBody {
                 number: 1,
                 prev_checkpoint: 0,
@@ -1036,14 +850,7 @@ mod tests {
                 interval_start: 4096,
                 control: vec![4096],
                 state: vec![9, 9, 9],
-                blocks: vec![BlockHeader {
-                    stream: 0,
-                    count: 2,
-                    first_ts: 1,
-                    last_ts: 2,
-                    payload_bytes: 10,
-                    entries_offset: 0,
-                }],
+                blocks: vec![BlockHeader { stream: 0, count: 2, first_ts: 1, last_ts: 2, payload_bytes: 10, entries_offset: 0 }],
             };
             let mut out = vec![0u8; record_offset as usize];
             put_checkpoint(&mut out, 5, record_offset, &body, &[&entries]);

@@ -1,8 +1,6 @@
 //! The file and its sessions.
 
-use super::layout::{
-    directory_runs, discover, discover_by_scan, Run, RunSource, SessionLayout, SessionState,
-};
+use super::layout::{directory_runs, discover, discover_by_scan, Run, RunSource, SessionLayout, SessionState};
 use super::replay::{Replay, StreamIndex};
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slots};
@@ -49,16 +47,12 @@ impl FileInner {
         let cell = &self.run_cache[session][stream];
         cell.get_or_init(|| match &layout.runs {
             RunSource::Built(r) => Ok(r.clone()),
-            RunSource::Directory { offset, count } => directory_runs(self.bytes(), *offset, *count)
-                .map(Into::into)
-                .map_err(|e| e.to_string()),
+            RunSource::Directory { offset, count } => {
+                directory_runs(self.bytes(), *offset, *count).map(Into::into).map_err(|e| e.to_string())
+            }
         })
         .clone()
-        .map_err(|reason| Error::Malformed {
-            what: "index",
-            offset: self.sessions[session].index_offset.unwrap_or(0),
-            reason,
-        })
+        .map_err(|reason| Error::Malformed { what: "index", offset: self.sessions[session].index_offset.unwrap_or(0), reason })
     }
 }
 
@@ -96,10 +90,7 @@ pub struct RecFile {
 
 impl std::fmt::Debug for RecFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecFile")
-            .field("path", &self.inner.path)
-            .field("sessions", &self.inner.sessions.len())
-            .finish()
+        f.debug_struct("RecFile").field("path", &self.inner.path).field("sessions", &self.inner.sessions.len()).finish()
     }
 }
 
@@ -120,10 +111,7 @@ impl RecFile {
     pub fn open(path: impl AsRef<Path>) -> Result<RecFile> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::from(e).with_path(path))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::from(e).with_path(path))?
-            .len();
+        let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
         if len == 0 {
             return Err(Error::EmptyFile);
         }
@@ -163,28 +151,12 @@ impl RecFile {
         let sessions = match discover(bytes, &slots, live) {
             Ok(s) => s,
             Err(e) => {
-                warnings.push(format!(
-                    "session chain damaged ({e}); sessions were found by scanning the file"
-                ));
+                warnings.push(format!("session chain damaged ({e}); sessions were found by scanning the file"));
                 discover_by_scan(bytes)
             }
         };
-        let run_cache = sessions
-            .iter()
-            .map(|s| s.streams.iter().map(|_| OnceLock::new()).collect())
-            .collect();
-        Ok(RecFile {
-            inner: Arc::new(FileInner {
-                data,
-                path: None,
-                header,
-                slots,
-                sessions,
-                live,
-                warnings,
-                run_cache,
-            }),
-        })
+        let run_cache = sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect();
+        Ok(RecFile { inner: Arc::new(FileInner { data, path: None, header, slots, sessions, live, warnings, run_cache }) })
     }
 
     /// The file's path, when opened from one.
@@ -219,10 +191,7 @@ impl RecFile {
 
     /// Whether the file holds an interrupted session that `rec recover` would finish.
     pub fn needs_recovery(&self) -> bool {
-        self.inner
-            .sessions
-            .iter()
-            .any(|s| s.state == SessionState::Interrupted)
+        self.inner.sessions.iter().any(|s| s.state == SessionState::Interrupted)
     }
 
     /// Problems noticed while opening that did not prevent reading (a damaged commit slot, a
@@ -238,12 +207,7 @@ impl RecFile {
 
     /// All sessions, oldest first.
     pub fn sessions(&self) -> Vec<Session> {
-        (0..self.inner.sessions.len())
-            .map(|i| Session {
-                file: self.inner.clone(),
-                index: i,
-            })
-            .collect()
+        (0..self.inner.sessions.len()).map(|i| Session { file: self.inner.clone(), index: i }).collect()
     }
 
     /// Number of sessions.
@@ -253,36 +217,23 @@ impl RecFile {
 
     /// The session at a 0-based position.
     pub fn session(&self, index: usize) -> Option<Session> {
-        (index < self.inner.sessions.len()).then(|| Session {
-            file: self.inner.clone(),
-            index,
-        })
+        (index < self.inner.sessions.len()).then(|| Session { file: self.inner.clone(), index })
     }
 
     /// The most recent session.
     pub fn last_session(&self) -> Option<Session> {
-        self.inner
-            .sessions
-            .len()
-            .checked_sub(1)
-            .and_then(|i| self.session(i))
+        self.inner.sessions.len().checked_sub(1).and_then(|i| self.session(i))
     }
 
     /// The session with this UUID.
     pub fn session_by_id(&self, id: uuid::Uuid) -> Option<Session> {
-        self.inner
-            .sessions
-            .iter()
-            .position(|s| s.start.id == id)
-            .and_then(|i| self.session(i))
+        self.inner.sessions.iter().position(|s| s.start.id == id).and_then(|i| self.session(i))
     }
 
     /// A session by UUID (as text) or by 0-based position (negative counts from the end).
     pub fn find_session(&self, id_or_index: &str) -> Result<Session> {
         if let Ok(id) = uuid::Uuid::parse_str(id_or_index) {
-            return self
-                .session_by_id(id)
-                .ok_or_else(|| Error::NoSuchSession(format!("with id {id}")));
+            return self.session_by_id(id).ok_or_else(|| Error::NoSuchSession(format!("with id {id}")));
         }
         let n = self.inner.sessions.len() as i64;
         match id_or_index.parse::<i64>() {
@@ -291,13 +242,9 @@ impl RecFile {
                 usize::try_from(idx)
                     .ok()
                     .and_then(|i| self.session(i))
-                    .ok_or_else(|| {
-                        Error::NoSuchSession(format!("at position {i} (the file has {n})"))
-                    })
+                    .ok_or_else(|| Error::NoSuchSession(format!("at position {i} (the file has {n})")))
             }
-            Err(_) => Err(Error::NoSuchSession(format!(
-                "{id_or_index:?}: not a UUID or a position"
-            ))),
+            Err(_) => Err(Error::NoSuchSession(format!("{id_or_index:?}: not a UUID or a position"))),
         }
     }
 }
@@ -332,11 +279,7 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .field("state", &self.state())
-            .finish()
+        f.debug_struct("Session").field("id", &self.id()).field("name", &self.name()).field("state", &self.state()).finish()
     }
 }
 
@@ -377,10 +320,7 @@ impl Session {
 
     /// Wall time when recording ended (finished sessions only).
     pub fn end_time(&self) -> Option<Timestamp> {
-        self.layout()
-            .end
-            .as_ref()
-            .map(|e| Timestamp::from_nanos(e.end_ns))
+        self.layout().end.as_ref().map(|e| Timestamp::from_nanos(e.end_ns))
     }
 
     /// Frames over all streams.
@@ -400,10 +340,7 @@ impl Session {
 
     /// The value of one metadata key.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
-        self.metadata()
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.metadata().iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// File offset of the session's start record.
@@ -436,28 +373,15 @@ impl Session {
 
     /// Names of its streams, in definition order.
     pub fn stream_names(&self) -> Vec<String> {
-        self.layout()
-            .streams
-            .iter()
-            .map(|s| s.def.name.clone())
-            .collect()
+        self.layout().streams.iter().map(|s| s.def.name.clone()).collect()
     }
 
     pub(crate) fn stream_index(&self, name: &str) -> Result<StreamIndex> {
         let l = self.layout();
-        let pos = l
-            .streams
-            .iter()
-            .position(|s| s.def.name == name)
-            .ok_or_else(|| Error::NoSuchStream(name.to_string()))?;
+        let pos = l.streams.iter().position(|s| s.def.name == name).ok_or_else(|| Error::NoSuchStream(name.to_string()))?;
         let runs = self.file.runs(self.index, pos)?;
         let s = &l.streams[pos];
-        Ok(StreamIndex::new(
-            pos as u16,
-            &s.def.name,
-            &s.def.encoding,
-            runs,
-        ))
+        Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts))
     }
 
     /// One stream, for lookups and replay.
@@ -476,11 +400,7 @@ impl Session {
             names.to_vec()
         };
         let mut seen = std::collections::HashSet::new();
-        let streams = names
-            .iter()
-            .filter(|n| seen.insert(**n))
-            .map(|n| self.stream_index(n))
-            .collect::<Result<Vec<_>>>()?;
+        let streams = names.iter().filter(|n| seen.insert(**n)).map(|n| self.stream_index(n)).collect::<Result<Vec<_>>>()?;
         Ok(Replay::new(self.clone(), streams))
     }
 }

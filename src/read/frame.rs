@@ -65,10 +65,7 @@ impl Frame {
             return Err(Error::Malformed {
                 what: "frame",
                 offset: e.offset,
-                reason: format!(
-                    "index expects stream {stream_id} at ts {}, frame has stream {} at ts {}",
-                    e.ts, f.stream, f.ts
-                ),
+                reason: format!("index expects stream {stream_id} at ts {}, frame has stream {} at ts {}", e.ts, f.stream, f.ts),
             });
         }
         Ok(Frame {
@@ -106,10 +103,7 @@ impl Frame {
 
     /// The payload, borrowed from the file.
     pub fn data(&self) -> &[u8] {
-        self.file
-            .bytes()
-            .get(self.payload_start..self.payload_start + self.payload_len)
-            .unwrap_or(&[])
+        self.file.bytes().get(self.payload_start..self.payload_start + self.payload_len).unwrap_or(&[])
     }
 
     /// Decodes a payload written with `write_value` (bincode, with a size limit).

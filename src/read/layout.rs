@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
 use crate::format::record::{
-    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of,
-    CheckpointBody, Kind, RunRef, SessionEndBody, SessionStartBody, StreamDefBody, RUN_LEN,
+    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, RunRef, SessionEndBody,
+    SessionStartBody, StreamDefBody, RUN_LEN,
 };
 use crate::write::tail::RunInfo;
 use std::sync::Arc;
@@ -148,11 +148,7 @@ impl ActiveScan {
     fn stream_mut(&mut self, id: u16, at: u64) -> Result<&mut ActiveStream> {
         match self.streams.get_mut(usize::from(id)) {
             Some(s) if s.def.is_some() => Ok(s),
-            _ => Err(Error::Malformed {
-                what: "frame",
-                offset: at,
-                reason: format!("stream {id} is not defined before it is used"),
-            }),
+            _ => Err(Error::Malformed { what: "frame", offset: at, reason: format!("stream {id} is not defined before it is used") }),
         }
     }
 
@@ -206,11 +202,7 @@ impl ActiveScan {
         for b in &cp.blocks {
             let s = self.stream_mut(b.stream, offset)?;
             s.runs.push(RunInfo {
-                run: RunRef {
-                    first_ts: b.first_ts,
-                    count: u64::from(b.count),
-                    entries_offset: b.entries_offset,
-                },
+                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
                 last_ts: b.last_ts,
             });
             s.frames += u64::from(b.count);
@@ -249,12 +241,7 @@ fn read_checkpoint(file: &[u8], offset: u64, salt: u32) -> Result<(CheckpointBod
 /// Rebuilds an unfinished session from `file[..limit]`. `candidates` are checkpoint offsets to
 /// start from, best first (from the commit slots); a zero or invalid candidate is skipped, and
 /// when none is usable the whole session is scanned from its start.
-pub(crate) fn scan_active(
-    file: &[u8],
-    session_offset: u64,
-    candidates: &[u64],
-    limit: u64,
-) -> Result<ActiveScan> {
+pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], limit: u64) -> Result<ActiveScan> {
     let file = &file[..usize::try_from(limit).unwrap_or(usize::MAX).min(file.len())];
     let (salt, start, after_start) = read_session_start(file, session_offset)?;
     let fresh = ActiveScan {
@@ -346,10 +333,7 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 Some(Kind::Frame) => {
                     let (f, payload) = decode_frame(r.body, at)?;
                     let s = scan.stream_mut(f.stream, at)?;
-                    s.tail.push(IndexEntry {
-                        ts: f.ts,
-                        offset: at,
-                    });
+                    s.tail.push(IndexEntry { ts: f.ts, offset: at });
                     s.tail_bytes += payload.len() as u64;
                     s.frames += 1;
                     s.payload_bytes += payload.len() as u64;
@@ -364,9 +348,7 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 }
                 Some(Kind::Checkpoint) => {
                     let cp = CheckpointBody::decode(r.body, at)?;
-                    if cp.number != scan.checkpoints + 1
-                        || cp.prev_checkpoint != scan.last_checkpoint
-                    {
+                    if cp.number != scan.checkpoints + 1 || cp.prev_checkpoint != scan.last_checkpoint {
                         return Err(Error::Malformed {
                             what: "checkpoint",
                             offset: at,
@@ -374,27 +356,18 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                         });
                     }
                     // Its blocks describe the tail frames already collected; swap them for runs.
-                    let tail_counts: Vec<u64> =
-                        scan.streams.iter().map(|s| s.tail.len() as u64).collect();
-                    let mut frames_before: Vec<u64> =
-                        scan.streams.iter().map(|s| s.frames).collect();
+                    let tail_counts: Vec<u64> = scan.streams.iter().map(|s| s.tail.len() as u64).collect();
+                    let mut frames_before: Vec<u64> = scan.streams.iter().map(|s| s.frames).collect();
                     for (s, t) in frames_before.iter_mut().zip(&tail_counts) {
                         *s -= t;
                     }
-                    let payload_before: Vec<u64> = scan
-                        .streams
-                        .iter()
-                        .map(|s| s.payload_bytes - s.tail_bytes)
-                        .collect();
+                    let payload_before: Vec<u64> = scan.streams.iter().map(|s| s.payload_bytes - s.tail_bytes).collect();
                     for (i, s) in scan.streams.iter_mut().enumerate() {
                         s.frames = frames_before[i];
                         s.payload_bytes = payload_before[i];
                     }
                     // Control records were applied as they were met; do not apply them twice.
-                    let cp_no_control = CheckpointBody {
-                        control: Vec::new(),
-                        ..cp
-                    };
+                    let cp_no_control = CheckpointBody { control: Vec::new(), ..cp };
                     scan.apply_checkpoint(file, at, &cp_no_control)?;
                     scan.tail_start = r.end();
                 }
@@ -402,11 +375,7 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 Some(Kind::SessionEnd) => {
                     let end = SessionEndBody::decode(r.body, at)?;
                     if end.session_start != scan.offset {
-                        return Err(Error::Malformed {
-                            what: "session end",
-                            offset: at,
-                            reason: "belongs to another session".into(),
-                        });
+                        return Err(Error::Malformed { what: "session end", offset: at, reason: "belongs to another session".into() });
                     }
                     scan.found_end = Some((at, end));
                     return Ok(false);
@@ -450,12 +419,7 @@ pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
     if ordered {
         for i in infos.drain(..) {
             check_entries_in(file, i.run.entries_offset, i.run.count)?;
-            runs.push(Run {
-                first_ts: i.run.first_ts,
-                cum_start: cum,
-                count: i.run.count,
-                loc: RunLoc::File(i.run.entries_offset),
-            });
+            runs.push(Run { first_ts: i.run.first_ts, cum_start: cum, count: i.run.count, loc: RunLoc::File(i.run.entries_offset) });
             cum += i.run.count;
         }
     } else {
@@ -466,12 +430,7 @@ pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
         tail.sort_unstable();
     }
     if let Some(first) = tail.first() {
-        runs.push(Run {
-            first_ts: first.ts,
-            cum_start: cum,
-            count: tail.len() as u64,
-            loc: RunLoc::Owned(encode_entries(&tail).into()),
-        });
+        runs.push(Run { first_ts: first.ts, cum_start: cum, count: tail.len() as u64, loc: RunLoc::Owned(encode_entries(&tail).into()) });
     }
     Ok(runs)
 }
@@ -483,9 +442,7 @@ pub(crate) fn entries_in(file: &[u8], offset: u64, count: u64) -> Result<&[u8]> 
 }
 
 fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
-    let end = count
-        .checked_mul(ENTRY_LEN as u64)
-        .and_then(|l| l.checked_add(offset));
+    let end = count.checked_mul(ENTRY_LEN as u64).and_then(|l| l.checked_add(offset));
     match end {
         Some(end) if end <= file.len() as u64 && offset.is_multiple_of(8) && count > 0 => Ok(()),
         _ => Err(Error::Malformed {
@@ -503,10 +460,7 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
         return Err(Error::Malformed {
             what: "session end",
             offset: end_offset,
-            reason: format!(
-                "expected a session end record (kind 6), found kind {}",
-                unchecked.kind_byte
-            ),
+            reason: format!("expected a session end record (kind 6), found kind {}", unchecked.kind_byte),
         });
     }
     let end_guess = SessionEndBody::decode(unchecked.body, end_offset)?;
@@ -514,10 +468,7 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
         return Err(Error::Malformed {
             what: "session end",
             offset: end_offset,
-            reason: format!(
-                "session start offset {} is not before it",
-                end_guess.session_start
-            ),
+            reason: format!("session start offset {} is not before it", end_guess.session_start),
         });
     }
     let (salt, start, _) = read_session_start(file, end_guess.session_start)?;
@@ -537,17 +488,11 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
         return Err(Error::Malformed {
             what: "index",
             offset: end.index_offset,
-            reason: format!(
-                "expected an index record (kind 5), found kind {}",
-                idx.kind_byte
-            ),
+            reason: format!("expected an index record (kind 5), found kind {}", idx.kind_byte),
         });
     }
     let mut streams = Vec::new();
-    for (i, s) in decode_index_streams(idx.body, end.index_offset)?
-        .into_iter()
-        .enumerate()
-    {
+    for (i, s) in decode_index_streams(idx.body, end.index_offset)?.into_iter().enumerate() {
         if usize::from(s.stream) != i {
             return Err(Error::Malformed {
                 what: "index",
@@ -559,10 +504,7 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
             return Err(Error::Malformed {
                 what: "index",
                 offset: end.index_offset,
-                reason: format!(
-                    "definition of stream {i} at {} outside the session",
-                    s.def_offset
-                ),
+                reason: format!("definition of stream {i} at {} outside the session", s.def_offset),
             });
         }
         let d = read_record_of(file, s.def_offset, salt, Kind::StreamDef)?;
@@ -580,10 +522,7 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
             payload_bytes: s.payload_bytes,
             first_ts: s.first_ts,
             last_ts: s.last_ts,
-            runs: RunSource::Directory {
-                offset: s.runs_offset,
-                count: s.run_count,
-            },
+            runs: RunSource::Directory { offset: s.runs_offset, count: s.run_count },
         });
     }
     Ok(SessionLayout {
@@ -605,17 +544,9 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
 
 /// Reads the run directory of a finished stream into runs, bounds-checking each run.
 pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec<Run>> {
-    let len = count.checked_mul(RUN_LEN as u64).filter(|l| {
-        offset
-            .checked_add(*l)
-            .is_some_and(|e| e <= file.len() as u64)
-    });
+    let len = count.checked_mul(RUN_LEN as u64).filter(|l| offset.checked_add(*l).is_some_and(|e| e <= file.len() as u64));
     let Some(len) = len else {
-        return Err(Error::Malformed {
-            what: "index",
-            offset,
-            reason: format!("run directory of {count} runs outside the file"),
-        });
+        return Err(Error::Malformed { what: "index", offset, reason: format!("run directory of {count} runs outside the file") });
     };
     let dir = &file[offset as usize..(offset + len) as usize];
     let mut runs = Vec::with_capacity(count as usize);
@@ -625,32 +556,16 @@ pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec
         check_entries_in(file, r.entries_offset, r.count).map_err(|_| Error::Malformed {
             what: "index",
             offset: offset + (i * RUN_LEN) as u64,
-            reason: format!(
-                "run {i}: {} entries at {} do not lie aligned inside the file",
-                r.count, r.entries_offset
-            ),
+            reason: format!("run {i}: {} entries at {} do not lie aligned inside the file", r.count, r.entries_offset),
         })?;
-        runs.push(Run {
-            first_ts: r.first_ts,
-            cum_start: cum,
-            count: r.count,
-            loc: RunLoc::File(r.entries_offset),
-        });
-        cum = cum.checked_add(r.count).ok_or_else(|| Error::Malformed {
-            what: "index",
-            offset,
-            reason: "run counts overflow".into(),
-        })?;
+        runs.push(Run { first_ts: r.first_ts, cum_start: cum, count: r.count, loc: RunLoc::File(r.entries_offset) });
+        cum = cum.checked_add(r.count).ok_or_else(|| Error::Malformed { what: "index", offset, reason: "run counts overflow".into() })?;
     }
     Ok(runs)
 }
 
 /// Turns a rebuilt unfinished session into a layout for reading.
-pub(crate) fn layout_of_active(
-    file: &[u8],
-    scan: &ActiveScan,
-    state: SessionState,
-) -> Result<SessionLayout> {
+pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionState) -> Result<SessionLayout> {
     let mut streams = Vec::new();
     for s in &scan.streams {
         let Some(def) = &s.def else { continue };
@@ -701,11 +616,7 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
     let mut bound = u64::MAX;
     while at != 0 {
         if at >= bound {
-            return Err(Error::Malformed {
-                what: "session end",
-                offset: at,
-                reason: "session chain does not go backwards".into(),
-            });
+            return Err(Error::Malformed { what: "session end", offset: at, reason: "session chain does not go backwards".into() });
         }
         let s = read_finished(file, at)?;
         bound = s.offset;
@@ -714,25 +625,12 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
     }
     sessions.reverse();
     if slot.state == SlotState::Recording {
-        let limit = if live {
-            slot.committed_len
-        } else {
-            file.len() as u64
-        };
-        let scan = scan_active(
-            file,
-            slot.active_session,
-            &checkpoint_candidates(slots),
-            limit,
-        )?;
+        let limit = if live { slot.committed_len } else { file.len() as u64 };
+        let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit)?;
         match &scan.found_end {
             Some((end_at, _)) if !live => sessions.push(read_finished(file, *end_at)?),
             _ => {
-                let state = if live {
-                    SessionState::Recording
-                } else {
-                    SessionState::Interrupted
-                };
+                let state = if live { SessionState::Recording } else { SessionState::Interrupted };
                 sessions.push(layout_of_active(file, &scan, state)?);
             }
         }

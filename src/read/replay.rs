@@ -18,21 +18,23 @@ pub(crate) struct StreamIndex {
     pub name: Arc<str>,
     pub encoding: Arc<str>,
     pub runs: Arc<[Run]>,
+    /// First timestamp of each run, contiguous: the small, cache-resident level searched first.
+    pub firsts: Arc<[i64]>,
+    /// Timestamp of the last entry (for interpolating in the last run).
+    pub last_ts: i64,
     pub len: u64,
 }
 
 impl StreamIndex {
-    pub fn new(id: u16, name: &str, encoding: &str, runs: Arc<[Run]>) -> Self {
+    pub fn new(id: u16, name: &str, encoding: &str, runs: Arc<[Run]>, last_ts: i64) -> Self {
         let len = runs.last().map_or(0, |r| r.cum_start + r.count);
-        StreamIndex {
-            id,
-            name: name.into(),
-            encoding: encoding.into(),
-            runs,
-            len,
-        }
+        let firsts = runs.iter().map(|r| r.first_ts).collect();
+        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, firsts, last_ts, len }
     }
 }
+
+/// A position in a stream's index: run `r`, entry `j` within it. `r == runs.len()` is the end.
+type Cursor = (usize, usize);
 
 /// One or several streams of a session, in timestamp order. All lookups binary-search the
 /// index in place: O(log n), no decoding, no allocation. Cheap to clone.
@@ -47,10 +49,7 @@ pub struct Replay {
 
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replay")
-            .field("streams", &self.stream_names())
-            .field("len", &self.len())
-            .finish()
+        f.debug_struct("Replay").field("streams", &self.stream_names()).field("len", &self.len()).finish()
     }
 }
 
@@ -97,55 +96,96 @@ impl Replay {
         EntrySlice::new(bytes)
     }
 
-    /// Entry at position `i` of stream `s`.
+    /// The entry under a cursor, if it is not the end.
     #[inline]
-    fn entry(&self, s: &StreamIndex, i: u64) -> Option<IndexEntry> {
-        let r = s
-            .runs
-            .partition_point(|run| run.cum_start <= i)
-            .checked_sub(1)?;
-        let run = &s.runs[r];
+    fn at(&self, s: &StreamIndex, c: Cursor) -> Option<IndexEntry> {
+        let run = s.runs.get(c.0)?;
         let e = self.run_entries(run);
-        let j = usize::try_from(i - run.cum_start).ok()?;
-        (j < e.len()).then(|| e.get(j))
+        (c.1 < e.len()).then(|| e.get(c.1))
     }
 
-    /// Position of the first entry of `s` with timestamp ≥ t.
+    /// The cursor after `c`.
     #[inline]
-    fn lower_bound(&self, s: &StreamIndex, t: i64) -> u64 {
-        let r = s.runs.partition_point(|run| run.first_ts < t);
-        match r.checked_sub(1) {
-            None => 0,
-            Some(r) => {
-                let run = &s.runs[r];
-                run.cum_start + self.run_entries(run).lower_bound(t) as u64
-            }
+    fn next(&self, s: &StreamIndex, c: Cursor) -> Cursor {
+        match s.runs.get(c.0) {
+            Some(run) if (c.1 as u64) + 1 < run.count => (c.0, c.1 + 1),
+            Some(_) => (c.0 + 1, 0),
+            None => c,
         }
     }
 
-    /// Position of the first entry of `s` with timestamp > t.
+    /// The cursor before `c`, `None` at the start.
     #[inline]
-    fn upper_bound(&self, s: &StreamIndex, t: i64) -> u64 {
-        let r = s.runs.partition_point(|run| run.first_ts <= t);
-        match r.checked_sub(1) {
-            None => 0,
-            Some(r) => {
-                let run = &s.runs[r];
-                run.cum_start + self.run_entries(run).upper_bound(t) as u64
-            }
+    fn prev(&self, s: &StreamIndex, c: Cursor) -> Option<Cursor> {
+        if c.1 > 0 {
+            return Some((c.0, c.1 - 1));
         }
+        let r = c.0.checked_sub(1)?;
+        Some((r, usize::try_from(s.runs[r].count.checked_sub(1)?).ok()?))
+    }
+
+    /// Normalises a cursor past the end of a run to the start of the next.
+    #[inline]
+    fn fix(&self, s: &StreamIndex, r: usize, j: usize) -> Cursor {
+        if (j as u64) < s.runs[r].count {
+            (r, j)
+        } else {
+            (r + 1, 0)
+        }
+    }
+
+    /// Where `t` would fall in run `r`, interpolating between the run's first timestamp and the
+    /// next run's (or the stream's last).
+    #[inline]
+    fn guess(&self, s: &StreamIndex, r: usize, t: i64) -> usize {
+        let lo = s.firsts[r];
+        let hi = s.firsts.get(r + 1).copied().unwrap_or(s.last_ts);
+        let n = s.runs[r].count as f64;
+        if hi <= lo || t <= lo {
+            return 0;
+        }
+        let frac = (t as f64 - lo as f64) / (hi as f64 - lo as f64);
+        (frac * n).clamp(0.0, n - 1.0) as usize
+    }
+
+    /// Cursor of the first entry with timestamp ≥ t.
+    #[inline]
+    fn lower(&self, s: &StreamIndex, t: i64) -> Cursor {
+        match s.firsts.partition_point(|&f| f < t).checked_sub(1) {
+            None => (0, 0),
+            Some(r) => self.fix(s, r, self.run_entries(&s.runs[r]).partition_from(self.guess(s, r, t), |x| x < t)),
+        }
+    }
+
+    /// Cursor of the first entry with timestamp > t.
+    #[inline]
+    fn upper(&self, s: &StreamIndex, t: i64) -> Cursor {
+        match s.firsts.partition_point(|&f| f <= t).checked_sub(1) {
+            None => (0, 0),
+            Some(r) => self.fix(s, r, self.run_entries(&s.runs[r]).partition_from(self.guess(s, r, t), |x| x <= t)),
+        }
+    }
+
+    /// Cursor of global position `i` (`None` past the end).
+    fn cursor_of(&self, s: &StreamIndex, i: u64) -> Option<Cursor> {
+        let r = s.runs.partition_point(|run| run.cum_start <= i).checked_sub(1)?;
+        let j = i - s.runs[r].cum_start;
+        (j < s.runs[r].count).then_some((r, j as usize))
+    }
+
+    /// Global position of a cursor.
+    fn position(&self, s: &StreamIndex, c: Cursor) -> u64 {
+        s.runs.get(c.0).map_or(s.len, |run| run.cum_start + c.1 as u64)
+    }
+
+    /// Entry at global position `i`.
+    fn entry(&self, s: &StreamIndex, i: u64) -> Option<IndexEntry> {
+        self.at(s, self.cursor_of(s, i)?)
     }
 
     fn load_entry(&self, s: &StreamIndex, e: IndexEntry) -> Result<Frame> {
         let l = self.session.layout();
-        Frame::load(
-            &self.session.file,
-            self.session.index,
-            l.salt,
-            s.id,
-            &s.name,
-            e,
-        )
+        Frame::load(&self.session.file, self.session.index, l.salt, s.id, &s.name, e)
     }
 
     /// Frame at position `i` in timestamp order. O(log n) for one stream; with several streams
@@ -156,18 +196,14 @@ impl Replay {
             return Err(Error::IndexOutOfRange { index: i, len });
         }
         if let [s] = self.streams.as_slice() {
-            let e = self
-                .entry(s, i)
-                .ok_or(Error::IndexOutOfRange { index: i, len })?;
+            let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
             return self.load_entry(s, e);
         }
         let mut m = Merge::new(self, 0);
         for _ in 0..i {
             m.next_entry();
         }
-        let (si, e) = m
-            .next_entry()
-            .ok_or(Error::IndexOutOfRange { index: i, len })?;
+        let (si, e) = m.next_entry().ok_or(Error::IndexOutOfRange { index: i, len })?;
         self.load_entry(&self.streams[si], e)
     }
 
@@ -183,12 +219,7 @@ impl Replay {
 
     /// Smallest timestamp.
     pub fn first_timestamp(&self) -> Option<Timestamp> {
-        self.streams
-            .iter()
-            .filter_map(|s| self.entry(s, 0))
-            .map(|e| e.ts)
-            .min()
-            .map(Timestamp::from_nanos)
+        self.streams.iter().filter_map(|s| self.entry(s, 0)).map(|e| e.ts).min().map(Timestamp::from_nanos)
     }
 
     /// Largest timestamp.
@@ -210,17 +241,18 @@ impl Replay {
     }
 
     /// The entry closest to `t` in one stream: (distance, entry); ties go to the earlier.
+    #[inline]
     fn closest_in(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
-        let i = self.lower_bound(s, t);
-        let after = self.entry(s, i);
-        let before = i.checked_sub(1).and_then(|j| self.entry(s, j));
+        let c = self.lower(s, t);
+        let after = self.at(s, c);
+        let before_c = self.prev(s, c);
+        let before = before_c.and_then(|b| self.at(s, b));
         match (before, after) {
-            (Some(b), Some(a)) if t.abs_diff(b.ts) > a.ts.abs_diff(t) => {
-                Some((a.ts.abs_diff(t), a))
-            }
+            (Some(b), Some(a)) if t.abs_diff(b.ts) > a.ts.abs_diff(t) => Some((a.ts.abs_diff(t), a)),
             (Some(b), _) => {
-                // The first frame with that timestamp (earliest arrival).
-                let first = self.entry(s, self.lower_bound(s, b.ts)).unwrap_or(b);
+                // Of equal timestamps, the earliest arrival: search again only if there are several.
+                let dup = before_c.and_then(|bc| self.prev(s, bc)).and_then(|p| self.at(s, p)).is_some_and(|p| p.ts == b.ts);
+                let first = if dup { self.at(s, self.lower(s, b.ts)).unwrap_or(b) } else { b };
                 Some((t.abs_diff(b.ts), first))
             }
             (None, Some(a)) => Some((a.ts.abs_diff(t), a)),
@@ -229,11 +261,7 @@ impl Replay {
     }
 
     /// Picks the best candidate over streams by `better`, and loads it.
-    fn pick(
-        &self,
-        candidates: impl Iterator<Item = (usize, u64, IndexEntry)>,
-        tolerance: Option<Duration>,
-    ) -> Result<Option<Frame>> {
+    fn pick(&self, candidates: impl Iterator<Item = (usize, u64, IndexEntry)>, tolerance: Option<Duration>) -> Result<Option<Frame>> {
         let best = candidates.min_by_key(|&(_, d, e)| (d, e.ts, e.offset));
         match best {
             Some((si, d, e)) if tolerance.is_none_or(|tol| d <= duration_nanos(tol) as u64) => {
@@ -251,27 +279,13 @@ impl Replay {
     }
 
     /// Like [`Replay::find_closest`], reporting a damaged frame as an error.
-    pub fn try_find_closest(
-        &self,
-        t: Timestamp,
-        tolerance: Option<Duration>,
-    ) -> Result<Option<Frame>> {
+    pub fn try_find_closest(&self, t: Timestamp, tolerance: Option<Duration>) -> Result<Option<Frame>> {
         let t = t.as_nanos();
-        self.pick(
-            self.streams
-                .iter()
-                .enumerate()
-                .filter_map(|(si, s)| self.closest_in(s, t).map(|(d, e)| (si, d, e))),
-            tolerance,
-        )
+        self.pick(self.streams.iter().enumerate().filter_map(|(si, s)| self.closest_in(s, t).map(|(d, e)| (si, d, e))), tolerance)
     }
 
     /// The frame closest to `first_timestamp + offset` (dimos' `find_closest_seek`).
-    pub fn find_closest_seek(
-        &self,
-        offset: Duration,
-        tolerance: Option<Duration>,
-    ) -> Option<Frame> {
+    pub fn find_closest_seek(&self, offset: Duration, tolerance: Option<Duration>) -> Option<Frame> {
         let start = self.first_timestamp()?;
         self.find_closest(start + offset, tolerance)
     }
@@ -285,8 +299,8 @@ impl Replay {
     pub fn try_find_before(&self, t: Timestamp) -> Result<Option<Frame>> {
         let t = t.as_nanos();
         let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
-            let i = self.upper_bound(s, t).checked_sub(1)?;
-            self.entry(s, i).map(|e| (si, e))
+            let c = self.prev(s, self.upper(s, t))?;
+            self.at(s, c).map(|e| (si, e))
         });
         // Latest timestamp wins, then latest arrival.
         match c.max_by_key(|&(_, e)| (e.ts, e.offset)) {
@@ -303,40 +317,26 @@ impl Replay {
     /// Like [`Replay::find_after`], reporting a damaged frame as an error.
     pub fn try_find_after(&self, t: Timestamp) -> Result<Option<Frame>> {
         let t = t.as_nanos();
-        let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
-            self.entry(s, self.lower_bound(s, t))
-                .map(|e| (si, t.abs_diff(e.ts), e))
-        });
+        let c = self.streams.iter().enumerate().filter_map(|(si, s)| self.at(s, self.lower(s, t)).map(|e| (si, t.abs_diff(e.ts), e)));
         self.pick(c, None)
     }
 
     /// Number of frames with timestamp < `t` (the position `t` would take).
     pub fn position_of(&self, t: Timestamp) -> u64 {
-        self.streams
-            .iter()
-            .map(|s| self.lower_bound(s, t.as_nanos()))
-            .sum()
+        self.streams.iter().map(|s| self.position(s, self.lower(s, t.as_nanos()))).sum()
     }
 
     /// Every frame in timestamp order (ties in arrival order). Each item is a `Result`: a
     /// damaged frame gives an error naming its offset and iteration goes on with the next one
     /// (or use [`Frames::skip_damaged`]).
     pub fn iterate(&self) -> Frames {
-        Frames {
-            replay: self.clone(),
-            merge: MergeState::new(self, |_, _| 0),
-            end: None,
-        }
+        Frames { replay: self.clone(), merge: MergeState::new(self, |_, _| (0, 0)), end: None }
     }
 
     /// Frames with timestamps in `[from, to)`, in order.
     pub fn iterate_range(&self, from: Timestamp, to: Option<Timestamp>) -> Frames {
         let from = from.as_nanos();
-        Frames {
-            replay: self.clone(),
-            merge: MergeState::new(self, |r, s| r.lower_bound(s, from)),
-            end: to.map(|t| t.as_nanos()),
-        }
+        Frames { replay: self.clone(), merge: MergeState::new(self, |r, s| r.lower(s, from)), end: to.map(|t| t.as_nanos()) }
     }
 
     /// Every frame with its timestamp (dimos' `iterate_ts`).
@@ -345,31 +345,34 @@ impl Replay {
     }
 }
 
-/// Cursor state of a k-way merge of streams by (timestamp, offset).
+/// Cursor state of a k-way merge of streams by (timestamp, offset). With one stream the heap
+/// holds one element and the merge is a plain walk.
 #[derive(Clone)]
 struct MergeState {
     heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    pos: Vec<u64>,
+    pos: Vec<Cursor>,
 }
 
 impl MergeState {
-    fn new(r: &Replay, start: impl Fn(&Replay, &StreamIndex) -> u64) -> Self {
+    fn new(r: &Replay, start: impl Fn(&Replay, &StreamIndex) -> Cursor) -> Self {
         let mut heap = BinaryHeap::with_capacity(r.streams.len());
         let mut pos = Vec::with_capacity(r.streams.len());
         for (si, s) in r.streams.iter().enumerate() {
-            let p = start(r, s);
-            if let Some(e) = r.entry(s, p) {
+            let c = start(r, s);
+            if let Some(e) = r.at(s, c) {
                 heap.push(Reverse((e.ts, e.offset, si)));
             }
-            pos.push(p);
+            pos.push(c);
         }
         MergeState { heap, pos }
     }
 
+    #[inline]
     fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
         let Reverse((ts, offset, si)) = self.heap.pop()?;
-        self.pos[si] += 1;
-        if let Some(e) = r.entry(&r.streams[si], self.pos[si]) {
+        let s = &r.streams[si];
+        self.pos[si] = r.next(s, self.pos[si]);
+        if let Some(e) = r.at(s, self.pos[si]) {
             self.heap.push(Reverse((e.ts, e.offset, si)));
         }
         Some((si, IndexEntry { ts, offset }))
@@ -383,10 +386,7 @@ struct Merge<'a> {
 
 impl<'a> Merge<'a> {
     fn new(r: &'a Replay, _from: u64) -> Self {
-        Merge {
-            r,
-            st: MergeState::new(r, |_, _| 0),
-        }
+        Merge { r, st: MergeState::new(r, |_, _| (0, 0)) }
     }
     fn next_entry(&mut self) -> Option<(usize, IndexEntry)> {
         self.st.next_entry(self.r)
@@ -417,10 +417,7 @@ impl Frames {
     /// Skips damaged frames instead of yielding their errors; the errors are kept and can be
     /// read from the adaptor ([`SkipDamaged::skipped`]).
     pub fn skip_damaged(self) -> SkipDamaged {
-        SkipDamaged {
-            inner: self,
-            skipped: Vec::new(),
-        }
+        SkipDamaged { inner: self, skipped: Vec::new() }
     }
 }
 

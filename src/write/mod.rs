@@ -11,12 +11,6 @@ pub use recorder::Recorder;
 pub use session::{SessionInfo, SessionWriter, StreamId};
 
 /// The writer's slot bookkeeping, for recovery.
-pub(crate) fn recorder_slot_state(
-    current: crate::format::header::Slot,
-    current_index: usize,
-) -> recorder::SlotState {
-    recorder::SlotState {
-        current,
-        current_index,
-    }
+pub(crate) fn recorder_slot_state(current: crate::format::header::Slot, current_index: usize) -> recorder::SlotState {
+    recorder::SlotState { current, current_index }
 }

@@ -3,9 +3,7 @@
 use super::options::RecorderOptions;
 use super::session::SessionWriter;
 use crate::error::{Error, Result};
-use crate::format::header::{
-    new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN,
-};
+use crate::format::header::{new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN};
 use crate::storage::{FileStorage, Storage};
 use crate::time::Timestamp;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -23,10 +21,7 @@ pub(crate) struct SlotState {
 impl SlotState {
     /// Writes `next` (with the next generation) over the older slot.
     pub fn commit(&mut self, storage: &mut dyn Storage, next: Slot) -> Result<()> {
-        let next = Slot {
-            generation: self.current.generation + 1,
-            ..next
-        };
+        let next = Slot { generation: self.current.generation + 1, ..next };
         let index = 1 - self.current_index;
         storage.write_at(Slot::offset_of(index), &next.encode())?;
         self.current = next;
@@ -72,9 +67,7 @@ pub struct Recorder {
 fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
     match file.try_lock() {
         Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked {
-            path: path.to_path_buf(),
-        }),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_path_buf() }),
         Err(TryLockError::Error(e)) => Err(Error::from(e).with_path(path)),
     }
 }
@@ -101,17 +94,11 @@ impl Recorder {
             .open(path)
             .map_err(|e| Error::from(e).with_path(path))?;
         lock_exclusive(&file, path)?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::from(e).with_path(path))?
-            .len();
+        let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
         if len > 0 {
-            return Err(Error::AlreadyExists {
-                path: path.to_path_buf(),
-            });
+            return Err(Error::AlreadyExists { path: path.to_path_buf() });
         }
-        let mut r = Recorder::init_storage(Box::new(FileStorage::new(file)), options)
-            .map_err(|e| e.with_path(path))?;
+        let mut r = Recorder::init_storage(Box::new(FileStorage::new(file)), options).map_err(|e| e.with_path(path))?;
         sync_parent_dir(path);
         r.path = Some(path.to_path_buf());
         Ok(r)
@@ -127,10 +114,7 @@ impl Recorder {
             .map_err(|e| Error::from(e).with_path(path))?;
         lock_exclusive(&file, path)?;
         let storage: Box<dyn Storage> = Box::new(FileStorage::new(file));
-        let mut r = if storage
-            .is_empty()
-            .map_err(|e| Error::from(e).with_path(path))?
-        {
+        let mut r = if storage.is_empty().map_err(|e| Error::from(e).with_path(path))? {
             let r = Recorder::init_storage(storage, options)?;
             sync_parent_dir(path);
             r
@@ -143,31 +127,17 @@ impl Recorder {
 
     /// A recorder over any storage whose content is empty: writes a new header. Used by tests
     /// that simulate crashes and by in-memory fuzzing.
-    pub fn init_storage(
-        mut storage: Box<dyn Storage>,
-        options: RecorderOptions,
-    ) -> Result<Recorder> {
+    pub fn init_storage(mut storage: Box<dyn Storage>, options: RecorderOptions) -> Result<Recorder> {
         let header = FileHeader::new(uuid::Uuid::new_v4(), Timestamp::now().as_nanos());
         storage.write_at(0, &new_header_page(&header))?;
         storage.sync()?;
         let slots = Slots::decode(&new_header_page(&header))?;
-        Ok(Recorder::from_parts(
-            storage,
-            options,
-            SlotState {
-                current: slots.current,
-                current_index: slots.current_index,
-            },
-            header.file_id,
-        ))
+        Ok(Recorder::from_parts(storage, options, SlotState { current: slots.current, current_index: slots.current_index }, header.file_id))
     }
 
     /// A recorder over storage that already holds a `.rec` file: recovers an interrupted
     /// session, then positions after the last finished session.
-    pub fn open_storage(
-        mut storage: Box<dyn Storage>,
-        options: RecorderOptions,
-    ) -> Result<Recorder> {
+    pub fn open_storage(mut storage: Box<dyn Storage>, options: RecorderOptions) -> Result<Recorder> {
         crate::recover::recover_storage(storage.as_mut())?;
         let mut page = vec![0u8; HEADER_USED_LEN];
         let len = storage.len()?;
@@ -186,29 +156,12 @@ impl Recorder {
             storage.set_len(slots.current.committed_len)?;
             storage.sync()?;
         }
-        Ok(Recorder::from_parts(
-            storage,
-            options,
-            SlotState {
-                current: slots.current,
-                current_index: slots.current_index,
-            },
-            header.file_id,
-        ))
+        Ok(Recorder::from_parts(storage, options, SlotState { current: slots.current, current_index: slots.current_index }, header.file_id))
     }
 
-    fn from_parts(
-        storage: Box<dyn Storage>,
-        options: RecorderOptions,
-        slots: SlotState,
-        file_id: uuid::Uuid,
-    ) -> Recorder {
+    fn from_parts(storage: Box<dyn Storage>, options: RecorderOptions, slots: SlotState, file_id: uuid::Uuid) -> Recorder {
         Recorder {
-            home: Arc::new(Mutex::new(Home {
-                storage: Some(storage),
-                slots,
-                last_sync: Instant::now(),
-            })),
+            home: Arc::new(Mutex::new(Home { storage: Some(storage), slots, last_sync: Instant::now() })),
             options,
             path: None,
             file_id,
@@ -222,15 +175,8 @@ impl Recorder {
     }
 
     /// Starts a new session with metadata known at its start.
-    pub fn start_session_with_metadata(
-        &mut self,
-        name: &str,
-        metadata: &[(&str, &str)],
-    ) -> Result<SessionWriter> {
-        let md = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    pub fn start_session_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Result<SessionWriter> {
+        let md = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         SessionWriter::start(self, name, md)
     }
 
@@ -247,13 +193,8 @@ impl Recorder {
     /// Gives the storage back (for tests that inspect what was written). Fails while a session
     /// is recording.
     pub fn into_storage(self) -> Result<Box<dyn Storage>> {
-        let mut home = self
-            .home
-            .lock()
-            .map_err(|_| Error::Closed("recorder state poisoned".into()))?;
-        home.storage
-            .take()
-            .ok_or_else(|| Error::Closed("a session is still recording".into()))
+        let mut home = self.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
+        home.storage.take().ok_or_else(|| Error::Closed("a session is still recording".into()))
     }
 }
 

@@ -8,8 +8,8 @@ use crate::format::codec::encode_value;
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader,
-    CheckpointBody, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, Kind, RunRef, SessionStartBody,
+    StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -94,21 +94,13 @@ pub struct SessionWriter {
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
 
 impl SessionWriter {
-    pub(crate) fn start(
-        recorder: &mut Recorder,
-        name: &str,
-        metadata: Vec<(String, String)>,
-    ) -> Result<SessionWriter> {
+    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
         let (mut storage, slots, last_sync) = {
-            let mut home = recorder
-                .home
-                .lock()
-                .map_err(|_| Error::Closed("recorder state poisoned".into()))?;
-            let storage = home.storage.take().ok_or_else(|| {
-                Error::InvalidArgument(
-                    "a session is already recording with this recorder; finish it first".into(),
-                )
-            })?;
+            let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
+            let storage = home
+                .storage
+                .take()
+                .ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
             (storage, home.slots, home.last_sync)
         };
         let id = uuid::Uuid::new_v4();
@@ -232,10 +224,7 @@ impl SessionWriter {
     /// recovery) and the error returned.
     fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut dyn Storage) -> Result<T>) -> Result<T> {
         self.check_open()?;
-        let mut storage = self
-            .storage
-            .take()
-            .ok_or_else(|| Error::Closed("session finished".into()))?;
+        let mut storage = self.storage.take().ok_or_else(|| Error::Closed("session finished".into()))?;
         let r = f(self, storage.as_mut());
         self.storage = Some(storage);
         if let Err(e) = &r {
@@ -250,21 +239,12 @@ impl SessionWriter {
     }
 
     /// Defines a stream with an encoding label and a schema (name and bytes).
-    pub fn add_stream_with_schema(
-        &mut self,
-        name: &str,
-        encoding: &str,
-        schema_name: &str,
-        schema: &[u8],
-    ) -> Result<StreamId> {
+    pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
         self.check_open()?;
         if self.by_name.contains_key(name) {
-            return Err(Error::InvalidArgument(format!(
-                "stream {name:?} is already defined in this session"
-            )));
+            return Err(Error::InvalidArgument(format!("stream {name:?} is already defined in this session")));
         }
-        let id = u16::try_from(self.streams.len())
-            .map_err(|_| Error::LimitExceeded("at most 65536 streams per session".into()))?;
+        let id = u16::try_from(self.streams.len()).map_err(|_| Error::LimitExceeded("at most 65536 streams per session".into()))?;
         let body = StreamDefBody {
             stream: id,
             name: name.into(),
@@ -295,12 +275,7 @@ impl SessionWriter {
     pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
         self.check_open()?;
         let offset = self.position();
-        put_record(
-            &mut self.buf,
-            Kind::Metadata,
-            self.salt,
-            &encode_metadata(key, value),
-        );
+        put_record(&mut self.buf, Kind::Metadata, self.salt, &encode_metadata(key, value));
         self.control.push(offset);
         match self.metadata.iter_mut().find(|(k, _)| k == key) {
             Some(kv) => kv.1 = value.to_string(),
@@ -315,22 +290,12 @@ impl SessionWriter {
         self.check_open()?;
         let index = usize::from(stream.0);
         let Some(s) = self.streams.get_mut(index) else {
-            return Err(Error::InvalidArgument(format!(
-                "stream id {} is not defined in this session",
-                stream.0
-            )));
+            return Err(Error::InvalidArgument(format!("stream id {} is not defined in this session", stream.0)));
         };
-        let seq = u32::try_from(s.frames).map_err(|_| {
-            Error::LimitExceeded(format!(
-                "stream {:?} holds 2^32 frames, the most one session can hold",
-                s.name
-            ))
-        })?;
+        let seq = u32::try_from(s.frames)
+            .map_err(|_| Error::LimitExceeded(format!("stream {:?} holds 2^32 frames, the most one session can hold", s.name)))?;
         if data.len() as u64 > MAX_BODY_LEN - FRAME_FIXED_LEN as u64 {
-            return Err(Error::LimitExceeded(format!(
-                "a frame payload can hold at most {} bytes",
-                MAX_BODY_LEN - FRAME_FIXED_LEN as u64
-            )));
+            return Err(Error::LimitExceeded(format!("a frame payload can hold at most {} bytes", MAX_BODY_LEN - FRAME_FIXED_LEN as u64)));
         }
         let offset = self.buf_start + self.buf.len() as u64;
         let ts = ts.as_nanos();
@@ -372,8 +337,7 @@ impl SessionWriter {
     }
 
     fn checkpoint_due(&self) -> bool {
-        let by_count = self.options.checkpoint_every_frames > 0
-            && self.frames_since_checkpoint >= self.options.checkpoint_every_frames;
+        let by_count = self.options.checkpoint_every_frames > 0 && self.frames_since_checkpoint >= self.options.checkpoint_every_frames;
         // Reading the clock costs ~20 ns; every 16th frame is often enough for a time trigger.
         by_count
             || (!self.options.checkpoint_every.is_zero()
@@ -388,12 +352,7 @@ impl SessionWriter {
 
     /// Appends a value encoded with bincode (standard configuration); read it back with
     /// [`crate::Frame::decode`].
-    pub fn write_value<T: serde::Serialize + ?Sized>(
-        &mut self,
-        stream: StreamId,
-        ts: Timestamp,
-        value: &T,
-    ) -> Result<u64> {
+    pub fn write_value<T: serde::Serialize + ?Sized>(&mut self, stream: StreamId, ts: Timestamp, value: &T) -> Result<u64> {
         let bytes = encode_value(value)?;
         self.write(stream, ts, &bytes)
     }
@@ -425,10 +384,7 @@ impl SessionWriter {
             if !s.pending.is_sorted() {
                 s.pending.sort_unstable();
             }
-            let (first, last) = (
-                s.pending[0].ts,
-                s.pending.iter().map(|e| e.ts).max().unwrap_or(i64::MIN),
-            );
+            let (first, last) = (s.pending[0].ts, s.pending.iter().map(|e| e.ts).max().unwrap_or(i64::MIN));
             blocks.push(BlockHeader {
                 stream: id as u16,
                 count: s.pending.len() as u32,
@@ -466,21 +422,11 @@ impl SessionWriter {
             if sync_due {
                 st.sync()?;
             }
-            let slot = Slot {
-                state: State::Recording,
-                committed_len: end,
-                active_session: session,
-                last_checkpoint: offset,
-                ..w.slots.current
-            };
+            let slot =
+                Slot { state: State::Recording, committed_len: end, active_session: session, last_checkpoint: offset, ..w.slots.current };
             w.slots.commit(st, slot)?;
             // Under the strict policies the slot itself is made durable too.
-            if sync_due
-                && matches!(
-                    w.options.durability,
-                    Durability::EveryCheckpoint | Durability::EveryFrame
-                )
-            {
+            if sync_due && matches!(w.options.durability, Durability::EveryCheckpoint | Durability::EveryFrame) {
                 st.sync()?;
             }
             Ok(())
@@ -491,11 +437,7 @@ impl SessionWriter {
         for b in &placed {
             let s = &mut self.streams[usize::from(b.stream)];
             s.runs.push(RunInfo {
-                run: RunRef {
-                    first_ts: b.first_ts,
-                    count: u64::from(b.count),
-                    entries_offset: b.entries_offset,
-                },
+                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
                 last_ts: b.last_ts,
             });
             s.pending.clear();
@@ -517,10 +459,7 @@ impl SessionWriter {
 
     fn finish_inner(&mut self) -> Result<SessionInfo> {
         self.check_open()?;
-        if self.streams.iter().any(|s| !s.pending.is_empty())
-            || !self.control.is_empty()
-            || self.checkpoints == 0
-        {
+        if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
             self.write_checkpoint(&[])?;
         }
         let summaries: Vec<StreamSummary> = self
@@ -578,11 +517,7 @@ impl SessionWriter {
             frames: self.frames_total,
             checkpoints: self.checkpoints,
             bytes: written.new_len - self.start_offset,
-            streams: self
-                .streams
-                .iter()
-                .map(|s| (s.name.clone(), s.frames))
-                .collect(),
+            streams: self.streams.iter().map(|s| (s.name.clone(), s.frames)).collect(),
         };
         self.failed = Some("session finished".into());
         self.return_storage();

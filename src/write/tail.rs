@@ -3,9 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::index::{IndexEntry, ENTRY_LEN};
-use crate::format::record::{
-    put_index, put_record, IndexRuns, IndexStream, IndexStreamInput, Kind, RunRef, SessionEndBody,
-};
+use crate::format::record::{put_index, put_record, IndexRuns, IndexStream, IndexStreamInput, Kind, RunRef, SessionEndBody};
 use crate::storage::Storage;
 
 /// A run of a stream's index with the largest timestamp in it (to tell whether runs overlap).
@@ -34,10 +32,7 @@ const MIN_AVERAGE_RUN: u64 = 64;
 impl StreamSummary {
     /// Whether the runs can be referenced in place: in key order, not overlapping, long enough.
     fn runs_usable_in_place(&self) -> bool {
-        let ordered = self
-            .runs
-            .windows(2)
-            .all(|w| w[0].last_ts <= w[1].run.first_ts);
+        let ordered = self.runs.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts);
         ordered && (self.runs.len() <= 1 || self.frames / self.runs.len() as u64 >= MIN_AVERAGE_RUN)
     }
 
@@ -129,8 +124,5 @@ pub(crate) fn write_index_and_end(
     };
     put_record(&mut out, Kind::SessionEnd, salt, &body.encode());
     storage.write_at(pos, &out)?;
-    Ok(WrittenEnd {
-        end_offset,
-        new_len: pos + out.len() as u64,
-    })
+    Ok(WrittenEnd { end_offset, new_len: pos + out.len() as u64 })
 }

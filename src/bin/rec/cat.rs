@@ -25,9 +25,7 @@ pub struct Args {
 pub fn pick_session(f: &RecFile, which: Option<&str>) -> CliResult<Session> {
     match which {
         Some(w) => Ok(f.find_session(w)?),
-        None => f
-            .last_session()
-            .ok_or_else(|| crate::output::CliError::new("the file holds no session")),
+        None => f.last_session().ok_or_else(|| crate::output::CliError::new("the file holds no session")),
     }
 }
 
@@ -41,11 +39,7 @@ pub fn run(a: Args) -> CliResult {
     let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
     let s = pick_session(&f, a.session.as_deref())?;
     let replay = pick_replay(&s, &a.stream)?;
-    let encodings: std::collections::HashMap<String, String> = s
-        .streams()
-        .into_iter()
-        .map(|i| (i.name, i.encoding))
-        .collect();
+    let encodings: std::collections::HashMap<String, String> = s.streams().into_iter().map(|i| (i.name, i.encoding)).collect();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut damaged = 0u64;

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 pub fn run(file: &Path) -> CliResult {
     let mut recorder = Recorder::create(file)?;
-    let mut s = recorder
-        .start_session_with_metadata("demo", &[("robot", "synthetic"), ("source", "rec demo")])?;
+    let mut s = recorder.start_session_with_metadata("demo", &[("robot", "synthetic"), ("source", "rec demo")])?;
     let lidar = s.add_stream("lidar", "raw")?;
     let camera = s.add_stream("camera", "raw")?;
     let odom = s.add_stream("odom", "json")?;
@@ -40,9 +39,7 @@ pub fn run(file: &Path) -> CliResult {
                 s.write(camera, t, &frame)?;
             }
             _ => {
-                let points: Vec<u8> = (0..360)
-                    .flat_map(|_| ((next() % 1000) as f32 / 100.0).to_le_bytes())
-                    .collect();
+                let points: Vec<u8> = (0..360).flat_map(|_| ((next() % 1000) as f32 / 100.0).to_le_bytes()).collect();
                 s.write(lidar, t, &points)?;
             }
         }

@@ -63,8 +63,7 @@ pub fn run(a: Args) -> CliResult {
             eprintln!("rec: stream {:?} has no frames", a.stream);
             return Ok(exit::NOT_FOUND);
         };
-        let offset = Duration::try_from_secs_f64(seek.abs())
-            .map_err(|e| CliError::new(format!("--seek: {e}")))?;
+        let offset = Duration::try_from_secs_f64(seek.abs()).map_err(|e| CliError::new(format!("--seek: {e}")))?;
         if seek < 0.0 {
             first - offset
         } else {
@@ -76,37 +75,19 @@ pub fn run(a: Args) -> CliResult {
         Mode::Before => replay.try_find_before(t)?,
         Mode::After => replay.try_find_after(t)?,
     };
-    let found = found.filter(|fr| {
-        a.tolerance
-            .is_none_or(|tol| fr.timestamp().abs_diff(t) <= tol)
-    });
+    let found = found.filter(|fr| a.tolerance.is_none_or(|tol| fr.timestamp().abs_diff(t) <= tol));
     match found {
         Some(fr) => {
             if a.json {
                 println!("{}", frame_json(&fr, &encoding));
             } else {
-                println!(
-                    "{}  {}  #{}  {} B  {}",
-                    utc(fr.timestamp()),
-                    fr.stream(),
-                    fr.seq(),
-                    fr.data().len(),
-                    preview(fr.data(), 60)
-                );
+                println!("{}  {}  #{}  {} B  {}", utc(fr.timestamp()), fr.stream(), fr.seq(), fr.data().len(), preview(fr.data(), 60));
             }
             Ok(exit::OK)
         }
         None => {
-            let tol = a
-                .tolerance
-                .map(|d| format!(" within {} s", d.as_secs_f64()))
-                .unwrap_or_default();
-            eprintln!(
-                "rec: no frame of stream {:?}{tol} of {} ({})",
-                a.stream,
-                t,
-                utc(t)
-            );
+            let tol = a.tolerance.map(|d| format!(" within {} s", d.as_secs_f64())).unwrap_or_default();
+            eprintln!("rec: no frame of stream {:?}{tol} of {} ({})", a.stream, t, utc(t));
             Ok(exit::NOT_FOUND)
         }
     }

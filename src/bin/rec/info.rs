@@ -16,11 +16,7 @@ pub struct Args {
 }
 
 fn session_json(s: &Session) -> Value {
-    let metadata: Map<String, Value> = s
-        .metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+    let metadata: Map<String, Value> = s.metadata().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let streams: Vec<Value> = s
         .streams()
         .iter()
@@ -67,42 +63,19 @@ pub fn info_json(f: &RecFile) -> Value {
 pub fn print_human(f: &RecFile, path: &std::path::Path) {
     let (major, minor) = f.format_version();
     println!("file      {}", path.display());
-    println!(
-        "format    {major}.{minor}   id {}   {}",
-        f.file_id(),
-        human_bytes(f.size_bytes())
-    );
+    println!("format    {major}.{minor}   id {}   {}", f.file_id(), human_bytes(f.size_bytes()));
     if f.needs_recovery() {
-        println!(
-            "NOTE      the file holds an interrupted session: run `rec recover {}`",
-            path.display()
-        );
+        println!("NOTE      the file holds an interrupted session: run `rec recover {}`", path.display());
     }
     for w in f.warnings() {
         println!("warning   {w}");
     }
     for s in f.sessions() {
         println!();
-        let state = if s.was_recovered() {
-            "finished (recovered)".to_string()
-        } else {
-            s.state().as_str().to_string()
-        };
-        println!(
-            "session {}  {:?}  {}  {}",
-            s.position(),
-            s.name(),
-            s.id(),
-            state
-        );
+        let state = if s.was_recovered() { "finished (recovered)".to_string() } else { s.state().as_str().to_string() };
+        println!("session {}  {:?}  {}  {}", s.position(), s.name(), s.id(), state);
         let end = s.end_time().map(utc).unwrap_or_else(|| "-".into());
-        println!(
-            "  started {}  ended {}  {} frames  {} checkpoints",
-            utc(s.start_time()),
-            end,
-            s.frame_count(),
-            s.checkpoint_count()
-        );
+        println!("  started {}  ended {}  {} frames  {} checkpoints", utc(s.start_time()), end, s.frame_count(), s.checkpoint_count());
         for (k, v) in s.metadata() {
             println!("  {k} = {v}");
         }
@@ -130,9 +103,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
                 ]
             })
             .collect();
-        let head = [
-            "stream", "encoding", "frames", "bytes", "first", "duration", "rate",
-        ];
+        let head = ["stream", "encoding", "frames", "bytes", "first", "duration", "rate"];
         let mut widths = head.map(str::len);
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
@@ -144,13 +115,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
                 .iter()
                 .zip(widths)
                 .enumerate()
-                .map(|(i, (c, w))| {
-                    if i == 2 || i == 3 || i == 6 {
-                        format!("{c:>w$}")
-                    } else {
-                        format!("{c:<w$}")
-                    }
-                })
+                .map(|(i, (c, w))| if i == 2 || i == 3 || i == 6 { format!("{c:>w$}") } else { format!("{c:<w$}") })
                 .collect();
             println!("  {}", parts.join("  ").trim_end());
         };

@@ -29,11 +29,7 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(
-    name = "rec",
-    version,
-    about = "Record timed data streams into one crash-safe .rec file and replay them exactly."
-)]
+#[command(name = "rec", version, about = "Record timed data streams into one crash-safe .rec file and replay them exactly.")]
 #[command(
     after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 completed but data was lost, 4 nothing found.\n\nExamples:\n  rec demo demo.rec\n  rec info demo.rec\n  rec cat demo.rec --stream odom --json | head\n  rec find demo.rec --stream lidar --seek 1.5"
 )]
@@ -71,11 +67,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
     let result = match cli.command {

@@ -13,25 +13,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-            hint: None,
-        }
+        CliError { message: message.into(), hint: None }
     }
 }
 
 impl From<recfile::Error> for CliError {
     fn from(e: recfile::Error) -> Self {
         let hint = match &e {
-            recfile::Error::Locked { .. } => {
-                Some("another process is recording this file; wait for it to finish".to_string())
-            }
-            recfile::Error::NeedsRecovery { .. } => {
-                Some("the file was not closed: run `rec recover FILE`".to_string())
-            }
-            recfile::Error::BadMagic { .. } | recfile::Error::EmptyFile => {
-                Some("is this a .rec file?".to_string())
-            }
+            recfile::Error::Locked { .. } => Some("another process is recording this file; wait for it to finish".to_string()),
+            recfile::Error::NeedsRecovery { .. } => Some("the file was not closed: run `rec recover FILE`".to_string()),
+            recfile::Error::BadMagic { .. } | recfile::Error::EmptyFile => Some("is this a .rec file?".to_string()),
             _ => None,
         };
         let mut message = e.to_string();
@@ -70,17 +61,10 @@ pub fn frame_json(f: &Frame, encoding: &str) -> Value {
     m.insert("seq".into(), json!(f.seq()));
     m.insert("ts".into(), json!(f.timestamp().as_secs_f64()));
     m.insert("ts_ns".into(), json!(f.timestamp().as_nanos()));
-    let parsed = if encoding == "json" {
-        serde_json::from_slice::<Value>(f.data()).ok()
-    } else {
-        None
-    };
+    let parsed = if encoding == "json" { serde_json::from_slice::<Value>(f.data()).ok() } else { None };
     match parsed {
         Some(v) => m.insert("data".into(), v),
-        None => m.insert(
-            "data_b64".into(),
-            json!(base64::engine::general_purpose::STANDARD.encode(f.data())),
-        ),
+        None => m.insert("data_b64".into(), json!(base64::engine::general_purpose::STANDARD.encode(f.data()))),
     };
     Value::Object(m)
 }
@@ -106,12 +90,7 @@ pub fn utc(t: Timestamp) -> String {
     let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Human-readable byte count.
@@ -148,10 +127,7 @@ pub fn human_duration(d: std::time::Duration) -> String {
 pub fn preview(data: &[u8], max: usize) -> String {
     match std::str::from_utf8(data) {
         Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') => {
-            let flat: String = s
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             if flat.chars().count() > max {
                 format!("{}…", flat.chars().take(max).collect::<String>())
             } else {
@@ -172,10 +148,7 @@ pub fn preview(data: &[u8], max: usize) -> String {
 
 /// Parses seconds given on the command line (finite, as f64).
 pub fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !v.is_finite() {
         return Err(format!("{s:?} is not a finite number"));
     }
@@ -197,15 +170,9 @@ mod tests {
 
     #[test]
     fn utc_formats_known_dates() {
-        assert_eq!(
-            utc(Timestamp::from_nanos(1_704_067_200_250_000_000)),
-            "2024-01-01T00:00:00.250Z"
-        );
+        assert_eq!(utc(Timestamp::from_nanos(1_704_067_200_250_000_000)), "2024-01-01T00:00:00.250Z");
         assert_eq!(utc(Timestamp::from_nanos(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            utc(Timestamp::from_nanos(-1_000_000)),
-            "1969-12-31T23:59:59.999Z"
-        );
+        assert_eq!(utc(Timestamp::from_nanos(-1_000_000)), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -41,59 +41,37 @@ fn parse_line(text: &str, default_stream: Option<&str>) -> Result<Line, String> 
         return Err("expected a JSON object".into());
     };
     for k in obj.keys() {
-        if !matches!(
-            k.as_str(),
-            "stream" | "ts" | "ts_ns" | "data" | "data_b64" | "session" | "seq"
-        ) {
-            return Err(format!(
-                "unknown key {k:?} (expected stream, ts or ts_ns, data or data_b64)"
-            ));
+        if !matches!(k.as_str(), "stream" | "ts" | "ts_ns" | "data" | "data_b64" | "session" | "seq") {
+            return Err(format!("unknown key {k:?} (expected stream, ts or ts_ns, data or data_b64)"));
         }
     }
     let stream = match obj.get("stream") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::String(_)) => return Err("\"stream\" is empty".into()),
         Some(other) => return Err(format!("\"stream\" must be a string, got {other}")),
-        None => default_stream
-            .map(str::to_string)
-            .ok_or("no \"stream\" key and no --stream given")?,
+        None => default_stream.map(str::to_string).ok_or("no \"stream\" key and no --stream given")?,
     };
     let ts = match (obj.get("ts_ns"), obj.get("ts")) {
-        (Some(ns), _) => Timestamp::from_nanos(
-            ns.as_i64()
-                .ok_or_else(|| format!("\"ts_ns\" must be an integer of nanoseconds, got {ns}"))?,
-        ),
+        (Some(ns), _) => {
+            Timestamp::from_nanos(ns.as_i64().ok_or_else(|| format!("\"ts_ns\" must be an integer of nanoseconds, got {ns}"))?)
+        }
         (None, Some(Value::Number(n))) => {
-            let secs = n
-                .as_f64()
-                .ok_or_else(|| format!("\"ts\" {n} is not a number of seconds"))?;
+            let secs = n.as_f64().ok_or_else(|| format!("\"ts\" {n} is not a number of seconds"))?;
             Timestamp::from_secs_f64(secs).map_err(|e| format!("\"ts\": {e}"))?
         }
-        (None, Some(other)) => {
-            return Err(format!("\"ts\" must be a number of seconds, got {other}"))
-        }
+        (None, Some(other)) => return Err(format!("\"ts\" must be a number of seconds, got {other}")),
         (None, None) => Timestamp::now(),
     };
     let (encoding, payload) = match (obj.get("data"), obj.get("data_b64")) {
         (Some(_), Some(_)) => return Err("both \"data\" and \"data_b64\" given".into()),
         (Some(d), None) => ("json", serde_json::to_vec(d).map_err(|e| e.to_string())?),
-        (None, Some(Value::String(b))) => (
-            "raw",
-            base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .map_err(|e| format!("\"data_b64\" is not valid base64: {e}"))?,
-        ),
-        (None, Some(other)) => {
-            return Err(format!("\"data_b64\" must be a base64 string, got {other}"))
+        (None, Some(Value::String(b))) => {
+            ("raw", base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("\"data_b64\" is not valid base64: {e}"))?)
         }
+        (None, Some(other)) => return Err(format!("\"data_b64\" must be a base64 string, got {other}")),
         (None, None) => return Err("no \"data\" or \"data_b64\"".into()),
     };
-    Ok(Line {
-        stream,
-        ts,
-        encoding,
-        payload,
-    })
+    Ok(Line { stream, ts, encoding, payload })
 }
 
 struct Streams {
@@ -101,15 +79,12 @@ struct Streams {
 }
 
 impl Streams {
-    fn get(
-        &mut self,
-        w: &mut SessionWriter,
-        name: &str,
-        encoding: &'static str,
-    ) -> Result<StreamId, String> {
+    fn get(&mut self, w: &mut SessionWriter, name: &str, encoding: &'static str) -> Result<StreamId, String> {
         if let Some((id, enc)) = self.ids.get(name) {
             if *enc != encoding {
-                return Err(format!("stream {name:?} holds {enc} data; this line has {encoding} data (a stream cannot mix \"data\" and \"data_b64\")"));
+                return Err(format!(
+                    "stream {name:?} holds {enc} data; this line has {encoding} data (a stream cannot mix \"data\" and \"data_b64\")"
+                ));
             }
             return Ok(*id);
         }
@@ -127,15 +102,9 @@ pub fn run(a: Args) -> CliResult {
         }
         opts = opts.checkpoint_every_frames(n);
     }
-    let mut recorder = if a.append {
-        opts.open_append(&a.file)?
-    } else {
-        opts.create(&a.file)?
-    };
+    let mut recorder = if a.append { opts.open_append(&a.file)? } else { opts.create(&a.file)? };
     let mut w = recorder.start_session(&a.session)?;
-    let mut streams = Streams {
-        ids: HashMap::new(),
-    };
+    let mut streams = Streams { ids: HashMap::new() };
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut buf = Vec::new();
@@ -148,9 +117,7 @@ pub fn run(a: Args) -> CliResult {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                failure = Some(CliError::new(format!(
-                    "reading stdin after line {line_no}: {e}"
-                )));
+                failure = Some(CliError::new(format!("reading stdin after line {line_no}: {e}")));
                 break;
             }
         }

@@ -28,11 +28,7 @@ pub fn run(a: Args) -> CliResult {
             report.sessions,
             report.records,
             report.frames,
-            if report.ok() {
-                "OK".to_string()
-            } else {
-                format!("{} problems", report.problems.len())
-            }
+            if report.ok() { "OK".to_string() } else { format!("{} problems", report.problems.len()) }
         );
     }
     Ok(if report.ok() { exit::OK } else { exit::ERROR })
