@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
 use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind, RunRef};
-use crate::read::layout::{checkpoint_candidates, scan_active, ActiveScan};
+use crate::read::layout::{checkpoint_candidates, discover, discover_by_scan, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage};
 use crate::write::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
 use std::fs::{OpenOptions, TryLockError};
@@ -84,7 +84,57 @@ fn count_dropped_frames(file: &[u8], mut at: u64) -> u64 {
     n
 }
 
-/// Recovers an interrupted session of the file held by `storage` (the caller holds the lock).
+/// What recovery will do.
+enum Plan {
+    /// The file is consistent: nothing to do.
+    Nothing,
+    /// Keep the file up to `len`, whose last session ends with the SessionEnd at `end_offset`
+    /// (0: no session); drop the rest.
+    Truncate { len: u64, end_offset: u64 },
+    /// Finish this unfinished session.
+    Recover(Box<ActiveScan>),
+}
+
+/// Decides what to do. The fast path trusts the slots and validates what they point at; when
+/// they do not match the file (a file cut short, a damaged session chain), the file is scanned.
+fn plan(file: &[u8], slots: &Slots) -> Plan {
+    let len = file.len() as u64;
+    let slot = slots.current;
+    if slot.state == State::Recording {
+        if let Ok(scan) = scan_active(file, slot.active_session, &checkpoint_candidates(slots), len) {
+            return Plan::Recover(Box::new(scan));
+        }
+    } else if slot.committed_len <= len && discover(file, slots, false).is_ok() {
+        if len == slot.committed_len {
+            return Plan::Nothing;
+        }
+        // Bytes after the committed end: a session whose start marker never reached the disk
+        // (only possible without syncs), or garbage.
+        let at = slot.committed_len;
+        if let Ok(scan) = scan_active(file, at, &[], len) {
+            if scan.start.prev_session_end == slot.last_session_end {
+                return Plan::Recover(Box::new(scan));
+            }
+        }
+        return Plan::Truncate { len: slot.committed_len, end_offset: slot.last_session_end };
+    }
+    // The slots do not describe the file: rebuild from a scan.
+    let sessions = discover_by_scan(file);
+    match sessions.last() {
+        None => Plan::Truncate { len: HEADER_LEN, end_offset: 0 },
+        Some(last) => match last.end_offset {
+            Some(end) => Plan::Truncate { len: last.segment_end, end_offset: end },
+            None => match scan_active(file, last.offset, &[], len) {
+                Ok(scan) => Plan::Recover(Box::new(scan)),
+                Err(_) => Plan::Truncate { len: last.offset, end_offset: last.start.prev_session_end },
+            },
+        },
+    }
+}
+
+/// Recovers the file held by `storage` in place (the caller holds the lock): finishes an
+/// interrupted session, or repairs the commit slots of a file cut short. A consistent file is
+/// left untouched.
 pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     let len = storage.len()?;
     if len == 0 {
@@ -95,51 +145,45 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     FileHeader::decode(&head)?;
     let slots = Slots::decode(&head)?;
     let mut slot_state = crate::write::recorder_slot_state(slots.current, slots.current_index);
-    if slots.current.state == State::Idle {
-        let mut report = RecoveryReport::default();
-        // Bytes past the committed length of an idle file belong to nothing (a session start
-        // whose slot update was lost): drop them.
-        if len > slots.current.committed_len {
-            report.bytes_dropped = len - slots.current.committed_len;
-            storage.set_len(slots.current.committed_len)?;
-            storage.sync()?;
-        }
-        return Ok(report);
-    }
     let view = storage.view()?;
-    let scan = scan_active(&view, slots.current.active_session, &checkpoint_candidates(&slots), len)?;
-    let mut report = RecoveryReport {
-        was_interrupted: true,
-        session_id: Some(scan.start.id),
-        session_name: Some(scan.start.name.clone()),
-        frames_kept: scan.frames,
-        frames_after_checkpoint: scan.tail_frames,
-        checkpoints: scan.checkpoints,
-        frames_dropped: count_dropped_frames(&view, scan.valid_end),
-        bytes_dropped: len - scan.valid_end,
-        stop_reason: scan.stop.clone(),
-        end_was_written: scan.found_end.is_some(),
-    };
-    let (end_offset, new_len) = match &scan.found_end {
-        Some((end_at, _)) => (*end_at, scan.valid_end),
-        None => {
-            let (written, checkpoints) = finish_recovered(storage, &scan)?;
-            report.checkpoints = checkpoints;
-            written
+    let mut report = RecoveryReport::default();
+    let (end_offset, new_len) = match plan(&view, &slots) {
+        Plan::Nothing => return Ok(report),
+        Plan::Truncate { len: keep, end_offset } => {
+            report.bytes_dropped = len.saturating_sub(keep);
+            report.frames_dropped = count_dropped_frames(&view, keep);
+            (end_offset, keep)
+        }
+        Plan::Recover(scan) => {
+            report = RecoveryReport {
+                was_interrupted: true,
+                session_id: Some(scan.start.id),
+                session_name: Some(scan.start.name.clone()),
+                frames_kept: scan.frames,
+                frames_after_checkpoint: scan.tail_frames,
+                checkpoints: scan.checkpoints,
+                frames_dropped: count_dropped_frames(&view, scan.valid_end),
+                bytes_dropped: len - scan.valid_end,
+                stop_reason: scan.stop.clone(),
+                end_was_written: scan.found_end.is_some(),
+            };
+            match &scan.found_end {
+                Some((end_at, _)) => (*end_at, scan.valid_end),
+                None => {
+                    let (written, checkpoints) = finish_recovered(storage, &scan)?;
+                    report.checkpoints = checkpoints;
+                    written
+                }
+            }
         }
     };
     drop(view);
     storage.sync()?;
-    let slot = Slot {
-        state: State::Idle,
-        committed_len: new_len,
-        active_session: 0,
-        last_checkpoint: 0,
-        last_session_end: end_offset,
-        ..slots.current
-    };
-    slot_state.commit(storage, slot)?;
-    storage.sync()?;
+    let slot = Slot { state: State::Idle, committed_len: new_len, active_session: 0, last_checkpoint: 0, last_session_end: end_offset, ..slots.current };
+    if slot != slots.current {
+        slot_state.commit(storage, slot)?;
+        storage.sync()?;
+    }
     if storage.len()? > new_len {
         storage.set_len(new_len)?;
         storage.sync()?;

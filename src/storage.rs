@@ -193,3 +193,155 @@ mod tests {
         assert_eq!(m.len().unwrap(), 1);
     }
 }
+
+/// One operation on a [`SimulatedDisk`], in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    /// Bytes written at an offset.
+    Write {
+        /// Where.
+        offset: u64,
+        /// What.
+        data: Vec<u8>,
+    },
+    /// Length set.
+    SetLen(u64),
+    /// Everything before is durable.
+    Sync,
+}
+
+/// How the operations that were not synced before a power cut reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// None of them.
+    DropUnsynced,
+    /// The first `n` of them, in order, then the next one torn after `bytes` bytes.
+    Torn {
+        /// Operations fully persisted.
+        n: usize,
+        /// Bytes of the next write persisted.
+        bytes: usize,
+    },
+    /// Any subset (out of order), chosen by the bits of `mask` (bit i: pending op i persisted).
+    Subset {
+        /// Which pending operations reached the disk.
+        mask: u64,
+    },
+}
+
+/// A storage that records every operation, so that a test can build the image a power cut would
+/// leave at any moment: synced operations are durable, the others dropped, torn or reordered.
+/// Cheap to clone: clones share the same disk.
+#[derive(Clone, Debug, Default)]
+pub struct SimulatedDisk {
+    inner: std::sync::Arc<std::sync::Mutex<SimulatedInner>>,
+}
+
+#[derive(Debug, Default)]
+struct SimulatedInner {
+    live: MemStorage,
+    history: Vec<DiskOp>,
+}
+
+fn apply(image: &mut Vec<u8>, op: &DiskOp) {
+    match op {
+        DiskOp::Write { offset, data } => {
+            let start = *offset as usize;
+            if image.len() < start + data.len() {
+                image.resize(start + data.len(), 0);
+            }
+            image[start..start + data.len()].copy_from_slice(data);
+        }
+        DiskOp::SetLen(l) => image.resize(*l as usize, 0),
+        DiskOp::Sync => {}
+    }
+}
+
+impl SimulatedDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimulatedInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of operations so far (a crash point is any number up to this).
+    pub fn ops(&self) -> usize {
+        self.lock().history.len()
+    }
+
+    /// The operations so far.
+    pub fn history(&self) -> Vec<DiskOp> {
+        self.lock().history.clone()
+    }
+
+    /// The current content, as if every write had reached the disk.
+    pub fn live_image(&self) -> Vec<u8> {
+        self.lock().live.data.clone()
+    }
+
+    /// The image a power cut right after the first `at` operations leaves, under `mode`.
+    pub fn crash_image(&self, at: usize, mode: CrashMode) -> Vec<u8> {
+        let g = self.lock();
+        let ops = &g.history[..at.min(g.history.len())];
+        let last_sync = ops.iter().rposition(|o| *o == DiskOp::Sync).map_or(0, |i| i + 1);
+        let mut image = Vec::new();
+        for op in &ops[..last_sync] {
+            apply(&mut image, op);
+        }
+        let pending = &ops[last_sync..];
+        match mode {
+            CrashMode::DropUnsynced => {}
+            CrashMode::Torn { n, bytes } => {
+                for op in pending.iter().take(n) {
+                    apply(&mut image, op);
+                }
+                if let Some(DiskOp::Write { offset, data }) = pending.get(n) {
+                    let cut = bytes.min(data.len());
+                    apply(&mut image, &DiskOp::Write { offset: *offset, data: data[..cut].to_vec() });
+                }
+            }
+            CrashMode::Subset { mask } => {
+                for (i, op) in pending.iter().enumerate() {
+                    if i >= 64 || mask & (1 << i) != 0 {
+                        apply(&mut image, op);
+                    }
+                }
+            }
+        }
+        image
+    }
+
+    /// Indices of the operations that are syncs.
+    pub fn sync_points(&self) -> Vec<usize> {
+        self.lock().history.iter().enumerate().filter(|(_, o)| **o == DiskOp::Sync).map(|(i, _)| i + 1).collect()
+    }
+}
+
+impl Storage for SimulatedDisk {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.lock().live.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut g = self.lock();
+        g.history.push(DiskOp::Write { offset, data: data.to_vec() });
+        g.live.write_at(offset, data)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.lock().live.len()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let mut g = self.lock();
+        g.history.push(DiskOp::SetLen(len));
+        g.live.set_len(len)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.lock().history.push(DiskOp::Sync);
+        Ok(())
+    }
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        Ok(self.live_image())
+    }
+}
