@@ -9,7 +9,7 @@ pub mod write;
 
 pub use error::{Error, Result};
 pub use read::{Frame, Frames, RecFile, Replay, Session, SessionState, SkipDamaged, StreamInfo};
-pub use recover::{recover, RecoveryReport};
+pub use recover::{recover, recover_storage, RecoveryReport};
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport};
 pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId};
