@@ -1,0 +1,43 @@
+//! Raw bytes into open, iterate, find, verify and recover (in memory): never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use recfile::storage::MemStorage;
+use recfile::{recover_storage, RecFile, Timestamp};
+use std::time::Duration;
+
+fn exercise(f: &RecFile) {
+    let _ = f.verify();
+    for s in f.sessions() {
+        let _ = (s.name(), s.metadata(), s.streams());
+        if let Ok(r) = s.replay(&[]) {
+            for fr in r.iterate().take(1000) {
+                if let Ok(fr) = fr {
+                    let _ = fr.data().len();
+                    let _ = fr.decode::<Vec<u8>>();
+                }
+            }
+            for t in [i64::MIN, -1, 0, 1, 1 << 40, i64::MAX] {
+                let _ = r.find_closest(Timestamp::from_nanos(t), None);
+                let _ = r.find_closest(Timestamp::from_nanos(t), Some(Duration::from_nanos(5)));
+                let _ = r.find_before(Timestamp::from_nanos(t));
+                let _ = r.find_after(Timestamp::from_nanos(t));
+            }
+            let _ = r.load(r.len() / 2);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(f) = RecFile::from_bytes(data.to_vec()) {
+        exercise(&f);
+    }
+    let mut storage = MemStorage::new(data.to_vec());
+    if recover_storage(&mut storage).is_ok() {
+        // What recovery leaves must open and recover again as a no-op.
+        if let Ok(f) = RecFile::from_bytes(storage.data.clone()) {
+            exercise(&f);
+        }
+        let again = recover_storage(&mut storage).expect("second recovery");
+        assert!(!again.was_interrupted, "recovery is not idempotent");
+    }
+});
