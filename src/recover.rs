@@ -11,10 +11,11 @@
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
-use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind, RunRef};
+use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind};
 use crate::read::layout::{checkpoint_candidates, discover, discover_by_scan, scan_active, ActiveScan};
-use crate::storage::{FileStorage, Storage};
-use crate::write::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
+use crate::storage::{FileStorage, Storage, View};
+use crate::write::runs_of;
+use crate::write::tail::{write_index_and_end, EndFields, StreamSummary};
 use std::fs::{OpenOptions, TryLockError};
 use std::path::Path;
 
@@ -132,6 +133,21 @@ fn plan(file: &[u8], slots: &Slots) -> Plan {
     }
 }
 
+/// Starts reading the last checkpoint's jump targets and the tail in parallel.
+fn prefetch_checkpoints(view: &View, slots: &Slots) {
+    let last = slots.current.last_checkpoint;
+    if slots.current.state != State::Recording || last == 0 {
+        return;
+    }
+    let Ok(r) = read_record(view, last, None) else { return };
+    let Ok(cp) = CheckpointBody::decode(r.body, last) else { return };
+    let mut ranges: Vec<(u64, u64)> = cp.jumps.iter().map(|&j| (j, 64 * 1024)).collect();
+    ranges.extend(cp.control.iter().chain(cp.summary_control.iter().map(|(_, o)| o)).map(|&o| (o, 4096)));
+    ranges.push((slots.current.active_session, 4096));
+    ranges.push((r.end(), 1 << 20));
+    view.prefetch(&ranges);
+}
+
 /// Recovers the file held by `storage` in place (the caller holds the lock): finishes an
 /// interrupted session, or repairs the commit slots of a file cut short. A consistent file is
 /// left untouched.
@@ -146,6 +162,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     let slots = Slots::decode(&head)?;
     let mut slot_state = crate::write::recorder_slot_state(slots.current, slots.current_index);
     let view = storage.view()?;
+    prefetch_checkpoints(&view, &slots);
     let mut report = RecoveryReport::default();
     let (end_offset, new_len) = match plan(&view, &slots) {
         Plan::Nothing => return Ok(report),
@@ -179,7 +196,14 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     };
     drop(view);
     storage.sync()?;
-    let slot = Slot { state: State::Idle, committed_len: new_len, active_session: 0, last_checkpoint: 0, last_session_end: end_offset, ..slots.current };
+    let slot = Slot {
+        state: State::Idle,
+        committed_len: new_len,
+        active_session: 0,
+        last_checkpoint: 0,
+        last_session_end: end_offset,
+        ..slots.current
+    };
     if slot != slots.current {
         slot_state.commit(storage, slot)?;
         storage.sync()?;
@@ -197,7 +221,7 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
     let mut pos = scan.valid_end;
     let mut checkpoints = scan.checkpoints;
     let mut tails: Vec<Vec<IndexEntry>> = scan.streams.iter().map(|s| s.tail.clone()).collect();
-    let mut placed = Vec::new();
+    let mut log = scan.log.clone();
     if tails.iter().any(|t| !t.is_empty()) || !scan.tail_control.is_empty() {
         let mut blocks = Vec::new();
         let mut entries: Vec<&[IndexEntry]> = Vec::new();
@@ -221,18 +245,25 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
                 entries.push(t);
             }
         }
+        let number = checkpoints + 1;
+        // The jump chain of n + 1 only uses checkpoint n and n's own jumps, all known here.
+        let (jumps, summary_control, summary_blocks) = log.parts_for(number).unwrap_or_default();
         let body = CheckpointBody {
-            number: checkpoints + 1,
+            number,
             prev_checkpoint: scan.last_checkpoint,
             wall_ns: scan.last_wall_ns,
             frames_total: scan.frames,
             interval_start: scan.tail_start,
             control: scan.tail_control.clone(),
+            jumps,
+            summary_control,
+            summary_blocks,
             state: Vec::new(),
             blocks,
         };
         let mut out = Vec::new();
-        placed = put_checkpoint(&mut out, scan.salt, pos, &body, &entries);
+        let placed = put_checkpoint(&mut out, scan.salt, pos, &body, &entries);
+        log.record(number, pos, &placed, &body.control);
         storage.write_at(pos, &out)?;
         pos += out.len() as u64;
         checkpoints += 1;
@@ -242,11 +273,7 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         .iter()
         .enumerate()
         .map(|(id, s)| {
-            let mut runs = s.runs.clone();
-            runs.extend(placed.iter().filter(|b| usize::from(b.stream) == id).map(|b| RunInfo {
-                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
-                last_ts: b.last_ts,
-            }));
+            let runs = runs_of(&log, id as u16);
             StreamSummary {
                 id: id as u16,
                 def_offset: s.def_offset,

@@ -128,6 +128,7 @@ impl Walker<'_> {
             let mut w = Walked { start: at, ..Default::default() };
             let mut checkpoints = 0u32;
             let mut last_cp = 0u64;
+            let mut cp_offsets = HashMap::new();
             loop {
                 if at >= end {
                     sessions.push(w);
@@ -169,6 +170,20 @@ impl Walker<'_> {
                                             self.problem(at, Some(si), format!("checkpoint block of stream {} is not sorted", b.stream));
                                         }
                                     }
+                                    let mut k = cp.number - crate::format::record::lowbit(cp.number);
+                                    let mut want = Vec::new();
+                                    while k > 0 {
+                                        want.push(cp_offsets.get(&k).copied().unwrap_or(0));
+                                        k -= crate::format::record::lowbit(k);
+                                    }
+                                    if cp.jumps != want {
+                                        self.problem(
+                                            at,
+                                            Some(si),
+                                            format!("checkpoint {} jumps to {:?}, expected {want:?}", cp.number, cp.jumps),
+                                        );
+                                    }
+                                    cp_offsets.insert(cp.number, at);
                                     checkpoints = cp.number;
                                     last_cp = at;
                                 }

@@ -363,7 +363,29 @@ pub struct BlockHeader {
 /// Encoded length of a [`BlockHeader`].
 pub const BLOCK_HEADER_LEN: usize = 40;
 
+/// A block of an earlier checkpoint, repeated in a later checkpoint's summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SummaryBlock {
+    /// Number of the checkpoint that holds the block.
+    pub checkpoint: u32,
+    /// The block (its `entries_offset` points into that checkpoint).
+    pub block: BlockHeader,
+}
+
+/// Encoded length of a [`SummaryBlock`].
+pub const SUMMARY_BLOCK_LEN: usize = 8 + BLOCK_HEADER_LEN;
+
+/// The lowest set bit of `n` (0 for 0).
+pub fn lowbit(n: u32) -> u32 {
+    n & n.wrapping_neg()
+}
+
 /// A checkpoint record.
+///
+/// Checkpoint `n` repeats what checkpoints `n - lowbit(n) + 1 ..= n - 1` hold (their blocks and
+/// control offsets: the *summary*) and lists the offsets of checkpoints `m1 = n - lowbit(n)`,
+/// `m2 = m1 - lowbit(m1)`, … down to 0 (the *jumps*). Reading checkpoint `n` and its jumps,
+/// at most log2(n) + 1 records, gives every block of the session — as a Fenwick tree does.
 ///
 /// ```text
 /// 0   number u32              1, 2, … within the session
@@ -374,13 +396,20 @@ pub const BLOCK_HEADER_LEN: usize = 40;
 /// 32  interval_start u64      offset of the first record of this checkpoint's interval
 /// 40  control_count u32       StreamDef and Metadata records in the interval
 /// 44  state_len u32
-/// 48  control offsets         control_count × u64
+/// 48  jump_count u32
+/// 52  summary_control_count u32
+/// 56  summary_block_count u32
+/// 60  reserved u32
+/// 64  control offsets         control_count × u64
+/// ..  jumps                   jump_count × u64
+/// ..  summary control         summary_control_count × 16 bytes (checkpoint u32, reserved u32, offset u64)
+/// ..  summary blocks          summary_block_count × 48 bytes (checkpoint u32, reserved u32, BlockHeader)
 /// ..  state                   state_len bytes
 /// ..  block table             block_count × 40 bytes (BlockHeader)
 /// ..  zero padding            up to an 8-byte aligned absolute offset
 /// ..  entry arrays            in block order, each count × 16 bytes, sorted by (ts, offset)
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct CheckpointBody {
     /// Number within the session.
     pub number: u32,
@@ -394,6 +423,12 @@ pub struct CheckpointBody {
     pub interval_start: u64,
     /// Offsets of StreamDef and Metadata records in the interval.
     pub control: Vec<u64>,
+    /// Offsets of checkpoints `n - lowbit(n)`, and so on down to (not including) 0.
+    pub jumps: Vec<u64>,
+    /// (checkpoint number, control offset) of checkpoints `n - lowbit(n) + 1 ..= n - 1`.
+    pub summary_control: Vec<(u32, u64)>,
+    /// Blocks of checkpoints `n - lowbit(n) + 1 ..= n - 1`.
+    pub summary_blocks: Vec<SummaryBlock>,
     /// User state snapshot (may be empty).
     pub state: Vec<u8>,
     /// Per-stream blocks.
@@ -401,7 +436,23 @@ pub struct CheckpointBody {
 }
 
 /// Fixed part of a checkpoint body.
-pub const CHECKPOINT_FIXED_LEN: usize = 48;
+pub const CHECKPOINT_FIXED_LEN: usize = 64;
+
+fn put_block(out: &mut Vec<u8>, b: &BlockHeader) {
+    out.extend_from_slice(&b.stream.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&b.count.to_le_bytes());
+    out.extend_from_slice(&b.first_ts.to_le_bytes());
+    out.extend_from_slice(&b.last_ts.to_le_bytes());
+    out.extend_from_slice(&b.payload_bytes.to_le_bytes());
+    out.extend_from_slice(&b.entries_offset.to_le_bytes());
+}
+
+fn read_block(r: &mut ByteReader<'_>) -> Result<BlockHeader> {
+    let stream = r.u16()?;
+    let _ = r.u16()?;
+    Ok(BlockHeader { stream, count: r.u32()?, first_ts: r.i64()?, last_ts: r.i64()?, payload_bytes: r.u64()?, entries_offset: r.u64()? })
+}
 
 /// Encodes a checkpoint record for a record that will start at file offset `record_offset`.
 /// `entries[i]` are block i's entries, already sorted. The `entries_offset` fields of
@@ -425,21 +476,30 @@ pub fn put_checkpoint(
     out.extend_from_slice(&body.interval_start.to_le_bytes());
     out.extend_from_slice(&(body.control.len() as u32).to_le_bytes());
     out.extend_from_slice(&(body.state.len() as u32).to_le_bytes());
-    for c in &body.control {
+    out.extend_from_slice(&(body.jumps.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(body.summary_control.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(body.summary_blocks.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for c in body.control.iter().chain(&body.jumps) {
         out.extend_from_slice(&c.to_le_bytes());
+    }
+    for (n, c) in &body.summary_control {
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    for sb in &body.summary_blocks {
+        out.extend_from_slice(&sb.checkpoint.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        put_block(out, &sb.block);
     }
     out.extend_from_slice(&body.state);
     let table_end = abs(out) + (body.blocks.len() * BLOCK_HEADER_LEN) as u64;
     let mut entries_at = table_end.next_multiple_of(8);
     for (b, e) in body.blocks.iter().zip(entries) {
-        out.extend_from_slice(&b.stream.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&b.count.to_le_bytes());
-        out.extend_from_slice(&b.first_ts.to_le_bytes());
-        out.extend_from_slice(&b.last_ts.to_le_bytes());
-        out.extend_from_slice(&b.payload_bytes.to_le_bytes());
-        out.extend_from_slice(&entries_at.to_le_bytes());
-        placed.push(BlockHeader { entries_offset: entries_at, ..*b });
+        let b = BlockHeader { entries_offset: entries_at, ..*b };
+        put_block(out, &b);
+        placed.push(b);
         entries_at += (e.len() * ENTRY_LEN) as u64;
     }
     let pad = (table_end.next_multiple_of(8) - table_end) as usize;
@@ -451,6 +511,13 @@ pub fn put_checkpoint(
     }
     end_record(out, start, salt);
     placed
+}
+
+fn read_offsets(r: &mut ByteReader<'_>, n: usize, what: &str) -> Result<Vec<u64>> {
+    if n > r.remaining() / 8 {
+        return Err(r.malformed(format!("{n} {what} offsets do not fit")));
+    }
+    (0..n).map(|_| r.u64()).collect()
 }
 
 impl CheckpointBody {
@@ -467,34 +534,39 @@ impl CheckpointBody {
         let interval_start = r.u64()?;
         let control_count = r.u32()? as usize;
         let state_len = r.u32()? as usize;
-        if control_count > r.remaining() / 8 {
-            return Err(r.malformed(format!("{control_count} control offsets do not fit")));
+        let jump_count = r.u32()? as usize;
+        let summary_control_count = r.u32()? as usize;
+        let summary_block_count = r.u32()? as usize;
+        let _ = r.u32()?;
+        let control = read_offsets(&mut r, control_count, "control")?;
+        let jumps = read_offsets(&mut r, jump_count, "jump")?;
+        if summary_control_count > r.remaining() / 16 {
+            return Err(r.malformed(format!("{summary_control_count} summary control offsets do not fit")));
         }
-        let mut control = Vec::with_capacity(control_count);
-        for _ in 0..control_count {
-            control.push(r.u64()?);
+        let mut summary_control = Vec::with_capacity(summary_control_count);
+        for _ in 0..summary_control_count {
+            let n = r.u32()?;
+            let _ = r.u32()?;
+            summary_control.push((n, r.u64()?));
+        }
+        if summary_block_count > r.remaining() / SUMMARY_BLOCK_LEN {
+            return Err(r.malformed(format!("{summary_block_count} summary blocks do not fit")));
+        }
+        let mut summary_blocks = Vec::with_capacity(summary_block_count);
+        for _ in 0..summary_block_count {
+            let checkpoint = r.u32()?;
+            let _ = r.u32()?;
+            summary_blocks.push(SummaryBlock { checkpoint, block: read_block(&mut r)? });
         }
         let state = r.take(state_len)?.to_vec();
         if block_count > r.remaining() / BLOCK_HEADER_LEN {
             return Err(r.malformed(format!("{block_count} blocks do not fit")));
         }
-        let mut blocks = Vec::with_capacity(block_count);
-        for _ in 0..block_count {
-            let stream = r.u16()?;
-            let _ = r.u16()?;
-            blocks.push(BlockHeader {
-                stream,
-                count: r.u32()?,
-                first_ts: r.i64()?,
-                last_ts: r.i64()?,
-                payload_bytes: r.u64()?,
-                entries_offset: r.u64()?,
-            });
-        }
+        let blocks = (0..block_count).map(|_| read_block(&mut r)).collect::<Result<Vec<_>>>()?;
         let body_end = body_at + body.len() as u64;
         let mut expected = r.file_offset().next_multiple_of(8);
         for b in &blocks {
-            if b.entries_offset != expected || b.entries_offset % 8 != 0 {
+            if b.entries_offset != expected {
                 return Err(Error::Malformed {
                     what: "checkpoint",
                     offset,
@@ -510,7 +582,59 @@ impl CheckpointBody {
                 reason: format!("entries end at {expected}, record body ends at {body_end}"),
             });
         }
-        Ok(CheckpointBody { number, prev_checkpoint, wall_ns, frames_total, interval_start, control, state, blocks })
+        Ok(CheckpointBody {
+            number,
+            prev_checkpoint,
+            wall_ns,
+            frames_total,
+            interval_start,
+            control,
+            jumps,
+            summary_control,
+            summary_blocks,
+            state,
+            blocks,
+        })
+    }
+}
+
+/// The jumps, summary control and summary blocks of a checkpoint.
+pub type CheckpointParts = (Vec<u64>, Vec<(u32, u64)>, Vec<SummaryBlock>);
+
+/// What is known of a session's checkpoints: enough to write the next checkpoint's jumps and
+/// summary, and to build the session's final index. Shared by the writer and recovery.
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointLog {
+    /// Offsets of checkpoints by number (those known).
+    pub offsets: std::collections::BTreeMap<u32, u64>,
+    /// Every block, with its checkpoint number, in checkpoint order.
+    pub blocks: Vec<SummaryBlock>,
+    /// Every control offset, with its checkpoint number, in file order.
+    pub control: Vec<(u32, u64)>,
+}
+
+impl CheckpointLog {
+    /// Jumps, summary control and summary blocks for checkpoint `n`. Fails when an offset of
+    /// the jump chain is unknown.
+    pub fn parts_for(&self, n: u32) -> Option<CheckpointParts> {
+        let m = n - lowbit(n);
+        let mut jumps = Vec::new();
+        let mut k = m;
+        while k > 0 {
+            jumps.push(*self.offsets.get(&k)?);
+            k -= lowbit(k);
+        }
+        let lo = self.blocks.partition_point(|b| b.checkpoint <= m);
+        let hi = self.blocks.partition_point(|b| b.checkpoint < n);
+        let control = self.control.iter().filter(|(c, _)| *c > m && *c < n).copied().collect();
+        Some((jumps, control, self.blocks[lo..hi.max(lo)].to_vec()))
+    }
+
+    /// Records checkpoint `n`, written at `offset` with these blocks and control offsets.
+    pub fn record(&mut self, n: u32, offset: u64, blocks: &[BlockHeader], control: &[u64]) {
+        self.offsets.insert(n, offset);
+        self.blocks.extend(blocks.iter().map(|b| SummaryBlock { checkpoint: n, block: *b }));
+        self.control.extend(control.iter().map(|&o| (n, o)));
     }
 }
 
@@ -811,6 +935,27 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_log_builds_fenwick_jumps() {
+        let mut log = CheckpointLog::default();
+        let b = |s| BlockHeader { stream: s, count: 1, first_ts: 0, last_ts: 0, payload_bytes: 0, entries_offset: 0 };
+        for n in 1..=7u32 {
+            let (jumps, _, summary) = log.parts_for(n).unwrap();
+            let want_jumps: Vec<u64> = match n {
+                1 | 2 | 4 => vec![],
+                3 => vec![200],
+                5 | 6 => vec![400],
+                7 => vec![600, 400],
+                _ => unreachable!(),
+            };
+            assert_eq!(jumps, want_jumps, "jumps of {n}");
+            let covered: Vec<u32> = summary.iter().map(|s| s.checkpoint).collect();
+            let want: Vec<u32> = (n - lowbit(n) + 1..n).collect();
+            assert_eq!(covered, want, "summary of {n}");
+            log.record(n, u64::from(n) * 100, &[b(0)], &[u64::from(n)]);
+        }
+    }
+
+    #[test]
     fn index_round_trip() {
         let refs = [RunRef { first_ts: 5, count: 3, entries_offset: 8000 }];
         let inline = [IndexEntry { ts: 1, offset: 4100 }, IndexEntry { ts: 2, offset: 4000 }];
@@ -842,15 +987,19 @@ mod tests {
     fn checkpoint_round_trip_aligns_entries() {
         for record_offset in [4096u64, 4097, 4099, 4103] {
             let entries = [IndexEntry { ts: 1, offset: 4200 }, IndexEntry { ts: 2, offset: 4300 }];
+            let block = BlockHeader { stream: 0, count: 2, first_ts: 1, last_ts: 2, payload_bytes: 10, entries_offset: 0 };
             let body = CheckpointBody {
-                number: 1,
+                number: 6,
                 prev_checkpoint: 0,
                 wall_ns: 77,
                 frames_total: 2,
                 interval_start: 4096,
                 control: vec![4096],
+                jumps: vec![5000],
+                summary_control: vec![(5, 4100), (5, 4200)],
+                summary_blocks: vec![SummaryBlock { checkpoint: 5, block }],
                 state: vec![9, 9, 9],
-                blocks: vec![BlockHeader { stream: 0, count: 2, first_ts: 1, last_ts: 2, payload_bytes: 10, entries_offset: 0 }],
+                blocks: vec![block],
             };
             let mut out = vec![0u8; record_offset as usize];
             put_checkpoint(&mut out, 5, record_offset, &body, &[&entries]);
@@ -858,6 +1007,10 @@ mod tests {
             let d = CheckpointBody::decode(r.body, record_offset).unwrap();
             assert_eq!(d.blocks[0].entries_offset % 8, 0);
             assert_eq!(d.state, vec![9, 9, 9]);
+            assert_eq!(
+                (d.jumps.clone(), d.summary_control.clone(), d.summary_blocks.clone()),
+                (body.jumps.clone(), body.summary_control.clone(), body.summary_blocks.clone())
+            );
             let at = d.blocks[0].entries_offset as usize;
             assert_eq!(IndexEntry::decode(&out[at..at + 16]), entries[0]);
         }

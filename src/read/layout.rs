@@ -9,9 +9,11 @@ use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
 use crate::format::record::{
-    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, RunRef, SessionEndBody,
+    decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, SessionEndBody,
     SessionStartBody, StreamDefBody, RUN_LEN,
 };
+use crate::format::record::{lowbit, BlockHeader, CheckpointLog, RunRef, SummaryBlock};
+use crate::write::runs_of;
 use crate::write::tail::RunInfo;
 use std::sync::Arc;
 
@@ -101,7 +103,6 @@ pub(crate) struct SessionLayout {
 pub(crate) struct ActiveStream {
     pub def: Option<StreamDefBody>,
     pub def_offset: u64,
-    pub runs: Vec<RunInfo>,
     pub tail: Vec<IndexEntry>,
     pub tail_bytes: u64,
     pub frames: u64,
@@ -135,6 +136,8 @@ pub(crate) struct ActiveScan {
     pub tail_control: Vec<u64>,
     /// Wall time of the last checkpoint (the session start when none).
     pub last_wall_ns: i64,
+    /// The checkpoints found: their blocks, control records and offsets.
+    pub log: CheckpointLog,
 }
 
 fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
@@ -188,28 +191,29 @@ impl ActiveScan {
         Ok(())
     }
 
-    fn apply_checkpoint(&mut self, file: &[u8], offset: u64, cp: &CheckpointBody) -> Result<()> {
-        for &c in &cp.control {
-            if c <= self.offset || c >= offset {
-                return Err(Error::Malformed {
-                    what: "checkpoint",
-                    offset,
-                    reason: format!("control offset {c} outside the session before the checkpoint"),
-                });
-            }
-            self.apply_control(file, c)?;
+    fn add_block(&mut self, b: &BlockHeader, at: u64) -> Result<()> {
+        let s = self.stream_mut(b.stream, at)?;
+        s.frames += u64::from(b.count);
+        s.payload_bytes += b.payload_bytes;
+        s.first_ts = s.first_ts.min(b.first_ts);
+        s.last_ts = s.last_ts.max(b.last_ts);
+        Ok(())
+    }
+
+    /// Applies a checkpoint met in the tail scan: its control records were applied as they
+    /// were met; its blocks replace the tail frames collected so far.
+    fn apply_tail_checkpoint(&mut self, offset: u64, cp: &CheckpointBody) -> Result<()> {
+        if cp.control != self.tail_control {
+            return Err(Error::Malformed {
+                what: "checkpoint",
+                offset,
+                reason: "control offsets differ from the records of its interval".into(),
+            });
         }
         for b in &cp.blocks {
-            let s = self.stream_mut(b.stream, offset)?;
-            s.runs.push(RunInfo {
-                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
-                last_ts: b.last_ts,
-            });
-            s.frames += u64::from(b.count);
-            s.payload_bytes += b.payload_bytes;
-            s.first_ts = s.first_ts.min(b.first_ts);
-            s.last_ts = s.last_ts.max(b.last_ts);
+            self.add_block(b, offset)?;
         }
+        self.log.record(cp.number, offset, &cp.blocks, &cp.control);
         // Frames seen in the tail before this checkpoint are the ones its blocks describe.
         for s in &mut self.streams {
             s.tail.clear();
@@ -250,6 +254,7 @@ pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], 
         tail_start: after_start,
         tail_control: Vec::new(),
         last_wall_ns: start.start_ns,
+        log: CheckpointLog::default(),
         metadata: start.metadata.clone(),
         start,
         streams: Vec::new(),
@@ -271,49 +276,75 @@ pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], 
     Ok(scan)
 }
 
-/// Walks the checkpoint chain back from `last`, applies it forward, then scans the tail.
+/// Reads the last checkpoint and its jumps (at most log2(n) + 1 records), applies every block
+/// and control record they hold, then scans the tail after the last checkpoint.
 fn scan_from_checkpoint(file: &[u8], mut scan: ActiveScan, last: u64) -> Result<ActiveScan> {
-    let mut chain = Vec::new();
-    let mut at = last;
-    loop {
-        let (cp, end) = read_checkpoint(file, at, scan.salt)?;
-        let prev = cp.prev_checkpoint;
-        let number = cp.number;
-        chain.push((at, cp, end));
-        if prev == 0 {
-            if number != 1 {
-                return Err(Error::Malformed {
-                    what: "checkpoint",
-                    offset: at,
-                    reason: format!("first checkpoint of the chain has number {number}"),
-                });
+    let bad = |offset: u64, reason: String| Error::Malformed { what: "checkpoint", offset, reason };
+    let (cp, end) = read_checkpoint(file, last, scan.salt)?;
+    let n = cp.number;
+    if n == 0 {
+        return Err(bad(last, "checkpoint number 0".into()));
+    }
+    let mut records = vec![(last, cp)];
+    let mut expect = n - lowbit(n);
+    let mut below = last;
+    for &j in &records[0].1.jumps.clone() {
+        if expect == 0 || j >= below || j <= scan.offset {
+            return Err(bad(last, format!("jump to {j} does not lead to checkpoint {expect}")));
+        }
+        let (c, _) = read_checkpoint(file, j, scan.salt)?;
+        if c.number != expect {
+            return Err(bad(j, format!("checkpoint number {}, expected {expect}", c.number)));
+        }
+        records.push((j, c));
+        below = j;
+        expect -= lowbit(expect);
+    }
+    if expect != 0 {
+        return Err(bad(last, format!("jumps stop before checkpoint {expect}")));
+    }
+    let mut blocks = Vec::new();
+    let mut control = Vec::new();
+    for (offset, c) in &records {
+        let from = c.number - lowbit(c.number);
+        for sb in &c.summary_blocks {
+            if sb.checkpoint <= from || sb.checkpoint >= c.number {
+                return Err(bad(*offset, format!("summary block of checkpoint {} outside {}..{}", sb.checkpoint, from + 1, c.number)));
             }
-            break;
         }
-        if prev >= at || prev <= scan.offset || number <= 1 {
-            return Err(Error::Malformed {
-                what: "checkpoint",
-                offset: at,
-                reason: format!("previous checkpoint offset {prev} does not precede it"),
-            });
+        blocks.extend(c.summary_blocks.iter().copied());
+        blocks.extend(c.blocks.iter().map(|b| SummaryBlock { checkpoint: c.number, block: *b }));
+        for &(k, o) in &c.summary_control {
+            if k <= from || k >= c.number {
+                return Err(bad(*offset, format!("summary control of checkpoint {k} outside {}..{}", from + 1, c.number)));
+            }
+            control.push((k, o));
         }
-        at = prev;
+        control.extend(c.control.iter().map(|&o| (c.number, o)));
+        scan.log.offsets.insert(c.number, *offset);
     }
-    let mut tail_start = 0;
-    for (offset, cp, end) in chain.iter().rev() {
-        if cp.number != scan.checkpoints + 1 {
-            return Err(Error::Malformed {
-                what: "checkpoint",
-                offset: *offset,
-                reason: format!("number {}, expected {}", cp.number, scan.checkpoints + 1),
-            });
+    control.sort_unstable_by_key(|&(_, o)| o);
+    control.dedup();
+    for &(k, c) in &control {
+        if c <= scan.offset || c >= last {
+            return Err(bad(last, format!("control offset {c} outside the session before the checkpoint")));
         }
-        scan.apply_checkpoint(file, *offset, cp)?;
-        tail_start = *end;
+        scan.apply_control(file, c)?;
+        scan.log.control.push((k, c));
     }
-    scan.valid_end = tail_start;
-    scan.tail_start = tail_start;
-    scan_tail(file, &mut scan, tail_start);
+    blocks.sort_by_key(|b| b.checkpoint);
+    for b in &blocks {
+        scan.add_block(&b.block, last)?;
+    }
+    scan.log.blocks = blocks;
+    let cp = &records[0].1;
+    scan.checkpoints = n;
+    scan.last_checkpoint = last;
+    scan.frames = cp.frames_total;
+    scan.last_wall_ns = cp.wall_ns;
+    scan.valid_end = end;
+    scan.tail_start = end;
+    scan_tail(file, &mut scan, end);
     Ok(scan)
 }
 
@@ -366,9 +397,7 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                         s.frames = frames_before[i];
                         s.payload_bytes = payload_before[i];
                     }
-                    // Control records were applied as they were met; do not apply them twice.
-                    let cp_no_control = CheckpointBody { control: Vec::new(), ..cp };
-                    scan.apply_checkpoint(file, at, &cp_no_control)?;
+                    scan.apply_tail_checkpoint(at, &cp)?;
                     scan.tail_start = r.end();
                 }
                 Some(Kind::Index) => {}
@@ -405,10 +434,9 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
 }
 
 /// Turns a rebuilt stream's runs and tail into sorted, non-overlapping runs for reading.
-pub(crate) fn build_runs(file: &[u8], s: &ActiveStream) -> Result<Vec<Run>> {
+pub(crate) fn build_runs(file: &[u8], s: &ActiveStream, mut infos: Vec<RunInfo>) -> Result<Vec<Run>> {
     let mut tail = s.tail.clone();
     tail.sort_unstable();
-    let mut infos = s.runs.clone();
     let ordered = infos.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts)
         && match (infos.last(), tail.first()) {
             (Some(last), Some(first)) => last.last_ts <= first.ts,
@@ -567,9 +595,9 @@ pub(crate) fn directory_runs(file: &[u8], offset: u64, count: u64) -> Result<Vec
 /// Turns a rebuilt unfinished session into a layout for reading.
 pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionState) -> Result<SessionLayout> {
     let mut streams = Vec::new();
-    for s in &scan.streams {
+    for (id, s) in scan.streams.iter().enumerate() {
         let Some(def) = &s.def else { continue };
-        let runs = build_runs(file, s)?;
+        let runs = build_runs(file, s, runs_of(&scan.log, id as u16))?;
         streams.push(StreamLayout {
             def: def.clone(),
             frames: s.frames,

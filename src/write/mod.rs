@@ -8,6 +8,7 @@ pub(crate) mod tail;
 
 pub use options::{Durability, RecorderOptions};
 pub use recorder::Recorder;
+pub(crate) use session::runs_of;
 pub use session::{SessionInfo, SessionWriter, StreamId};
 
 /// The writer's slot bookkeeping, for recovery.

@@ -8,8 +8,8 @@ use crate::format::codec::encode_value;
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, Kind, RunRef, SessionStartBody,
-    StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, CheckpointLog, Kind, RunRef,
+    SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -55,7 +55,6 @@ struct StreamState {
     last_ts: i64,
     pending: Vec<IndexEntry>,
     pending_bytes: u64,
-    runs: Vec<RunInfo>,
 }
 
 /// Appends one session's streams and frames. Get one from [`Recorder::start_session`].
@@ -83,6 +82,7 @@ pub struct SessionWriter {
     frames_total: u64,
     frames_since_checkpoint: u64,
     checkpoints: u32,
+    log: CheckpointLog,
     last_checkpoint: u64,
     interval_start: u64,
     last_checkpoint_time: Instant,
@@ -136,6 +136,7 @@ impl SessionWriter {
             frames_total: 0,
             frames_since_checkpoint: 0,
             checkpoints: 0,
+            log: CheckpointLog::default(),
             last_checkpoint: 0,
             last_checkpoint_time: Instant::now(),
             last_sync,
@@ -264,7 +265,6 @@ impl SessionWriter {
             last_ts: i64::MIN,
             pending: Vec::new(),
             pending_bytes: 0,
-            runs: Vec::new(),
         });
         self.by_name.insert(name.into(), id);
         Ok(StreamId(id))
@@ -399,17 +399,24 @@ impl SessionWriter {
                 entries.push(&s.pending);
             }
         }
+        let number = self.checkpoints + 1;
+        let (jumps, summary_control, summary_blocks) =
+            self.log.parts_for(number).ok_or_else(|| Error::Closed("checkpoint log lost an offset".into()))?;
         let body = CheckpointBody {
-            number: self.checkpoints + 1,
+            number,
             prev_checkpoint: self.last_checkpoint,
             wall_ns: Timestamp::now().as_nanos(),
             frames_total: self.frames_total,
             interval_start: self.interval_start,
             control: std::mem::take(&mut self.control),
+            jumps,
+            summary_control,
+            summary_blocks,
             state: state.to_vec(),
             blocks,
         };
         let placed = put_checkpoint(&mut self.buf, self.salt, offset, &body, &entries);
+        self.log.record(number, offset, &placed, &body.control);
         let sync_due = match self.options.durability {
             Durability::EveryCheckpoint | Durability::EveryFrame => true,
             Durability::Interval(d) => self.last_sync.elapsed() >= d,
@@ -436,10 +443,6 @@ impl SessionWriter {
         }
         for b in &placed {
             let s = &mut self.streams[usize::from(b.stream)];
-            s.runs.push(RunInfo {
-                run: RunRef { first_ts: b.first_ts, count: u64::from(b.count), entries_offset: b.entries_offset },
-                last_ts: b.last_ts,
-            });
             s.pending.clear();
             s.pending_bytes = 0;
         }
@@ -473,7 +476,7 @@ impl SessionWriter {
                 payload_bytes: s.payload_bytes,
                 first_ts: if s.frames == 0 { 0 } else { s.first_ts },
                 last_ts: if s.frames == 0 { 0 } else { s.last_ts },
-                runs: s.runs.clone(),
+                runs: runs_of(&self.log, id as u16),
             })
             .collect();
         let end_ns = Timestamp::now().as_nanos();
@@ -542,6 +545,18 @@ impl SessionWriter {
             }
         }
     }
+}
+
+/// The runs of one stream: its blocks in every checkpoint, in order.
+pub(crate) fn runs_of(log: &CheckpointLog, stream: u16) -> Vec<RunInfo> {
+    log.blocks
+        .iter()
+        .filter(|b| b.block.stream == stream)
+        .map(|b| RunInfo {
+            run: RunRef { first_ts: b.block.first_ts, count: u64::from(b.block.count), entries_offset: b.block.entries_offset },
+            last_ts: b.block.last_ts,
+        })
+        .collect()
 }
 
 impl Drop for SessionWriter {
