@@ -71,7 +71,7 @@ fn kill9_trials() {
                 _ => break,
             }
         }
-        if seed % 2 == 0 {
+        if seed.is_multiple_of(2) {
             std::thread::sleep(Duration::from_micros(seed % 3000));
         }
         child.kill().unwrap(); // SIGKILL
