@@ -37,6 +37,7 @@ pub mod error;
 pub mod format;
 pub mod read;
 pub mod recover;
+pub mod replay;
 pub mod storage;
 pub mod time;
 pub mod verify;
@@ -44,10 +45,11 @@ pub mod write;
 
 pub use error::{Error, Result};
 pub use read::{Frame, Frames, RecFile, Replay, Session, SessionState, SkipDamaged, StreamInfo};
+pub use replay::{LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter};
 pub use recover::{recover, recover_storage, RecoveryReport};
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport};
-pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId};
+pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId, StreamSender};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -4,12 +4,14 @@
 mod options;
 mod recorder;
 mod session;
+mod writer;
 pub(crate) mod tail;
 
 pub use options::{Durability, RecorderOptions};
 pub use recorder::Recorder;
 pub(crate) use session::runs_of;
-pub use session::{SessionInfo, SessionWriter, StreamId};
+pub use session::{SessionInfo, StreamId};
+pub use writer::{SessionWriter, StreamSender};
 
 /// The writer's slot bookkeeping, for recovery.
 pub(crate) fn recorder_slot_state(current: crate::format::header::Slot, current_index: usize) -> recorder::SlotState {

@@ -1,7 +1,7 @@
 //! The recorder: owns the file, its lock and the commit slots.
 
 use super::options::RecorderOptions;
-use super::session::SessionWriter;
+use super::writer::SessionWriter;
 use crate::error::{Error, Result};
 use crate::format::header::{new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN};
 use crate::storage::{FileStorage, Storage};

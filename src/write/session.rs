@@ -4,7 +4,6 @@ use super::options::{Durability, RecorderOptions};
 use super::recorder::{Home, Recorder, SlotState};
 use super::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
 use crate::error::{Error, Result};
-use crate::format::codec::encode_value;
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
@@ -57,13 +56,8 @@ struct StreamState {
     pending_bytes: u64,
 }
 
-/// Appends one session's streams and frames. Get one from [`Recorder::start_session`].
-///
-/// Frames are buffered in memory and handed to the OS at every checkpoint (and whenever the
-/// buffer fills); checkpoints happen automatically every N frames and every T of wall time.
-/// Dropping the writer finishes the session (errors are then ignored: call
-/// [`SessionWriter::finish`] to see them).
-pub struct SessionWriter {
+/// The state of a session being written; [`SessionWriter`] and the stream senders share it.
+pub(crate) struct SessionCore {
     home: Arc<Mutex<Home>>,
     storage: Option<Box<dyn Storage>>,
     slots: SlotState,
@@ -93,8 +87,8 @@ pub struct SessionWriter {
 /// Payloads at least this large skip the buffer (written straight after flushing it).
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
 
-impl SessionWriter {
-    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
+impl SessionCore {
+    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionCore> {
         let (mut storage, slots, last_sync) = {
             let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
             let storage = home
@@ -116,7 +110,7 @@ impl SessionWriter {
         };
         let mut buf = Vec::with_capacity(recorder.options.buffer_bytes + 4096);
         put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
-        let mut w = SessionWriter {
+        let mut w = SessionCore {
             home: recorder.home.clone(),
             storage: None,
             slots,
@@ -180,10 +174,6 @@ impl SessionWriter {
         self.id
     }
 
-    /// The session's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 
     /// Frames written so far over all streams.
     pub fn frames(&self) -> u64 {
@@ -193,6 +183,11 @@ impl SessionWriter {
     /// Checkpoints written so far.
     pub fn checkpoints(&self) -> u32 {
         self.checkpoints
+    }
+
+    /// The name of a stream, if defined.
+    pub fn stream_name(&self, stream: StreamId) -> Option<&str> {
+        self.streams.get(usize::from(stream.0)).map(|s| s.name.as_str())
     }
 
     /// The id of a stream defined earlier, by name.
@@ -234,10 +229,6 @@ impl SessionWriter {
         r
     }
 
-    /// Defines a stream with an encoding label (`json`, `bincode`, `raw`, `cdr`, …).
-    pub fn add_stream(&mut self, name: &str, encoding: &str) -> Result<StreamId> {
-        self.add_stream_with_schema(name, encoding, "", &[])
-    }
 
     /// Defines a stream with an encoding label and a schema (name and bytes).
     pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
@@ -345,17 +336,7 @@ impl SessionWriter {
                 && self.last_checkpoint_time.elapsed() >= self.options.checkpoint_every)
     }
 
-    /// Appends a frame stamped with the current wall time.
-    pub fn write_now(&mut self, stream: StreamId, data: &[u8]) -> Result<u64> {
-        self.write(stream, Timestamp::now(), data)
-    }
 
-    /// Appends a value encoded with bincode (standard configuration); read it back with
-    /// [`crate::Frame::decode`].
-    pub fn write_value<T: serde::Serialize + ?Sized>(&mut self, stream: StreamId, ts: Timestamp, value: &T) -> Result<u64> {
-        let bytes = encode_value(value)?;
-        self.write(stream, ts, &bytes)
-    }
 
     /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
     /// recoverable after a crash of this process.
@@ -456,11 +437,7 @@ impl SessionWriter {
 
     /// Ends the session: writes a last checkpoint if frames are pending, the final index and
     /// the session end, syncs (unless `Durability::None`) and marks the file idle.
-    pub fn finish(mut self) -> Result<SessionInfo> {
-        self.finish_inner()
-    }
-
-    fn finish_inner(&mut self) -> Result<SessionInfo> {
+    pub(crate) fn finish_inner(&mut self) -> Result<SessionInfo> {
         self.check_open()?;
         if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
             self.write_checkpoint(&[])?;
@@ -530,7 +507,7 @@ impl SessionWriter {
     /// Stops without finishing, as if the process had been killed now: bytes still in the
     /// user-space buffer are dropped and the session stays marked as recording, for recovery
     /// to find. Meant for tests of crash handling.
-    pub fn abandon(mut self) {
+    pub(crate) fn abandon(&mut self) {
         self.buf.clear();
         self.failed = Some("abandoned".into());
         self.return_storage();
@@ -559,7 +536,7 @@ pub(crate) fn runs_of(log: &CheckpointLog, stream: u16) -> Vec<RunInfo> {
         .collect()
 }
 
-impl Drop for SessionWriter {
+impl Drop for SessionCore {
     fn drop(&mut self) {
         if self.failed.is_none() {
             let _ = self.finish_inner();

@@ -1,0 +1,251 @@
+//! The public session writer: a handle on the shared session state, and the stream senders
+//! that let producer threads write through a bounded queue.
+
+use super::recorder::Recorder;
+use super::session::{SessionCore, SessionInfo, StreamId};
+use crate::error::{Error, Result};
+use crate::format::codec::encode_value;
+use crate::time::Timestamp;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// Frames a stream sender queue holds before producers block.
+const SENDER_QUEUE: usize = 1024;
+
+enum Msg {
+    Frame(StreamId, Timestamp, Vec<u8>),
+    Stop,
+}
+
+/// The thread that writes what stream senders queue.
+struct Pump {
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Appends one session's streams and frames. Get one from [`Recorder::start_session`].
+///
+/// Frames are buffered in memory and handed to the OS at every checkpoint (and whenever the
+/// buffer fills); checkpoints happen automatically every N frames and every T of wall time.
+/// Dropping the writer finishes the session (errors are then ignored: call
+/// [`SessionWriter::finish`] to see them).
+///
+/// ```
+/// use recfile::{Recorder, Timestamp};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let mut recorder = Recorder::create(dir.path().join("s.rec")).unwrap();
+/// let mut session = recorder.start_session("threads").unwrap();
+/// let imu = session.add_stream("imu", "raw").unwrap();
+/// let sender = session.stream_sender(imu).unwrap();
+/// let producers: Vec<_> = (0..4)
+///     .map(|p| {
+///         let tx = sender.clone();
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 tx.send(Timestamp::from_nanos(p * 1000 + i), &[p as u8]).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// producers.into_iter().for_each(|t| t.join().unwrap());
+/// assert_eq!(session.finish().unwrap().frames, 400);
+/// ```
+pub struct SessionWriter {
+    core: Arc<Mutex<SessionCore>>,
+    pump: Option<Pump>,
+    id: uuid::Uuid,
+    name: String,
+}
+
+impl SessionWriter {
+    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
+        let core = SessionCore::start(recorder, name, metadata)?;
+        let id = core.id();
+        Ok(SessionWriter { core: Arc::new(Mutex::new(core)), pump: None, id, name: name.to_string() })
+    }
+
+    fn core(&self) -> MutexGuard<'_, SessionCore> {
+        lock(&self.core)
+    }
+
+    /// The session's UUID.
+    pub fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Frames written so far over all streams.
+    pub fn frames(&self) -> u64 {
+        self.core().frames()
+    }
+
+    /// Checkpoints written so far.
+    pub fn checkpoints(&self) -> u32 {
+        self.core().checkpoints()
+    }
+
+    /// The id of a stream defined earlier, by name.
+    pub fn stream_id(&self, name: &str) -> Option<StreamId> {
+        self.core().stream_id(name)
+    }
+
+    /// Defines a stream with an encoding label (`json`, `bincode`, `raw`, `cdr`, …).
+    pub fn add_stream(&mut self, name: &str, encoding: &str) -> Result<StreamId> {
+        self.core().add_stream_with_schema(name, encoding, "", &[])
+    }
+
+    /// Defines a stream with an encoding label and a schema (name and bytes).
+    pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
+        self.core().add_stream_with_schema(name, encoding, schema_name, schema)
+    }
+
+    /// Sets a metadata key of the session (written at once; a later value for the same key
+    /// replaces the earlier one).
+    pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
+        self.core().set_metadata(key, value)
+    }
+
+    /// Appends a frame; returns how many frames the stream holds now (like dimos' `save_one`).
+    /// Timestamps need not be increasing.
+    pub fn write(&mut self, stream: StreamId, ts: Timestamp, data: &[u8]) -> Result<u64> {
+        self.core().write(stream, ts, data)
+    }
+
+    /// Appends a frame stamped with the current wall time.
+    pub fn write_now(&mut self, stream: StreamId, data: &[u8]) -> Result<u64> {
+        self.write(stream, Timestamp::now(), data)
+    }
+
+    /// Appends a value encoded with bincode (standard configuration); read it back with
+    /// [`crate::Frame::decode`].
+    pub fn write_value<T: serde::Serialize + ?Sized>(&mut self, stream: StreamId, ts: Timestamp, value: &T) -> Result<u64> {
+        let bytes = encode_value(value)?;
+        self.write(stream, ts, &bytes)
+    }
+
+    /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
+    /// recoverable after a crash of this process.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.core().checkpoint()
+    }
+
+    /// Writes a checkpoint carrying a snapshot of the caller's state (for instance a module's
+    /// state, to restart a replay from here).
+    pub fn checkpoint_with_state(&mut self, state: &[u8]) -> Result<()> {
+        self.core().checkpoint_with_state(state)
+    }
+
+    /// A cloneable, `Send` handle through which other threads write frames of `stream`. Frames
+    /// go through a bounded queue (producers block when it is full: back-pressure, nothing is
+    /// dropped) to a writer thread; a write error is reported by the next `send` and by
+    /// [`SessionWriter::finish`].
+    pub fn stream_sender(&mut self, stream: StreamId) -> Result<StreamSender> {
+        if self.core().stream_name(stream).is_none() {
+            return Err(Error::InvalidArgument(format!("stream id {} is not defined in this session", stream.0)));
+        }
+        if self.pump.is_none() {
+            let (tx, rx) = sync_channel(SENDER_QUEUE);
+            let error = Arc::new(Mutex::new(None));
+            let (core, err) = (self.core.clone(), error.clone());
+            let thread = std::thread::Builder::new()
+                .name("recfile-sender".into())
+                .spawn(move || pump(rx, core, err))
+                .map_err(|e| Error::Io { path: None, source: e })?;
+            self.pump = Some(Pump { tx, thread: Some(thread), error });
+        }
+        let p = self.pump.as_ref().ok_or_else(|| Error::Closed("no sender thread".into()))?;
+        Ok(StreamSender { tx: p.tx.clone(), stream, error: p.error.clone() })
+    }
+
+    /// Writes every queued frame and stops the sender thread; returns its first error.
+    fn stop_pump(&mut self) -> Result<()> {
+        if let Some(mut p) = self.pump.take() {
+            let _ = p.tx.send(Msg::Stop);
+            if let Some(t) = p.thread.take() {
+                let _ = t.join();
+            }
+            if let Some(e) = lock(&p.error).take() {
+                return Err(Error::Closed(format!("a frame sent through a stream sender failed: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the session: writes frames still queued by stream senders, a last checkpoint if
+    /// frames are pending, the final index and the session end; syncs (unless
+    /// `Durability::None`) and marks the file idle. Senders fail afterwards.
+    pub fn finish(mut self) -> Result<SessionInfo> {
+        let pumped = self.stop_pump();
+        let info = self.core().finish_inner();
+        pumped?;
+        info
+    }
+
+    /// Stops without finishing, as if the process had been killed now: bytes still in the
+    /// user-space buffer are dropped and the session stays marked as recording, for recovery
+    /// to find. Meant for tests of crash handling.
+    pub fn abandon(mut self) {
+        let _ = self.stop_pump();
+        self.core().abandon();
+    }
+}
+
+impl Drop for SessionWriter {
+    fn drop(&mut self) {
+        let _ = self.stop_pump();
+        // The session itself is finished when its state is dropped (SessionCore's Drop).
+    }
+}
+
+fn pump(rx: Receiver<Msg>, core: Arc<Mutex<SessionCore>>, error: Arc<Mutex<Option<String>>>) {
+    while let Ok(Msg::Frame(stream, ts, data)) = rx.recv() {
+        if let Err(e) = lock(&core).write(stream, ts, &data) {
+            lock(&error).get_or_insert(e.to_string());
+        }
+    }
+}
+
+/// Writes frames of one stream from any thread; clone it for each producer. See
+/// [`SessionWriter::stream_sender`].
+#[derive(Clone)]
+pub struct StreamSender {
+    tx: SyncSender<Msg>,
+    stream: StreamId,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl StreamSender {
+    /// Queues a frame (blocks while the queue is full). Fails when an earlier frame could not
+    /// be written or the session has finished.
+    pub fn send(&self, ts: Timestamp, data: &[u8]) -> Result<()> {
+        if let Some(e) = lock(&self.error).as_ref() {
+            return Err(Error::Closed(format!("an earlier frame failed: {e}")));
+        }
+        self.tx.send(Msg::Frame(self.stream, ts, data.to_vec())).map_err(|_| Error::Closed("the session has finished".into()))
+    }
+
+    /// Queues a frame stamped with the current time.
+    pub fn send_now(&self, data: &[u8]) -> Result<()> {
+        self.send(Timestamp::now(), data)
+    }
+
+    /// Queues a value encoded with bincode.
+    pub fn send_value<T: serde::Serialize + ?Sized>(&self, ts: Timestamp, value: &T) -> Result<()> {
+        self.send(ts, &encode_value(value)?)
+    }
+
+    /// The stream this sender writes.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+}
