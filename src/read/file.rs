@@ -384,6 +384,18 @@ impl Session {
         Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts))
     }
 
+    /// The latest frame at or before `t` of every stream that has one, in stream order: what a
+    /// consumer must have seen after seeking to `t` (a map or a calibration published once).
+    pub fn state_at(&self, t: Timestamp) -> Result<Vec<crate::read::Frame>> {
+        let mut out = Vec::new();
+        for name in self.stream_names() {
+            if let Some(f) = self.stream(&name)?.try_find_before(t)? {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
     /// One stream, for lookups and replay.
     pub fn stream(&self, name: &str) -> Result<Replay> {
         Ok(Replay::new(self.clone(), vec![self.stream_index(name)?]))
