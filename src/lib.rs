@@ -45,8 +45,10 @@ pub mod write;
 
 pub use error::{Error, Result};
 pub use read::{Frame, Frames, RecFile, Replay, Session, SessionState, SkipDamaged, StreamInfo};
-pub use replay::{LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter};
 pub use recover::{recover, recover_storage, RecoveryReport};
+pub use replay::{
+    LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter,
+};
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport};
 pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId, StreamSender};

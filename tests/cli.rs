@@ -241,3 +241,35 @@ fn errors_on_files_that_are_not_recordings() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("missing.rec"));
 }
+
+#[test]
+fn cat_windows_and_loops_and_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.rec");
+    let input: String =
+        (0..10).map(|i| format!("{{\"stream\": \"a\", \"ts_ns\": {}, \"data\": {i}}}\n", 1_000_000_000i64 + i * 20_000_000)).collect();
+    assert_eq!(code(&rec(&["record", p(&f)], Some(&input))), 0);
+    let data = |o: &Output| -> Vec<i64> {
+        stdout(o).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["data"].as_i64().unwrap()).collect()
+    };
+    let o = rec(&["cat", p(&f), "--json", "--seek", "0.04", "--duration", "0.06"], None);
+    assert_eq!(data(&o), vec![2, 3, 4]);
+    let o = rec(&["cat", p(&f), "--json", "--from", "1.15"], None);
+    assert_eq!(data(&o), vec![8, 9]);
+    let o = rec(&["cat", p(&f), "--json", "--seek", "0.16", "--loop", "3"], None);
+    assert_eq!(data(&o), vec![8, 9, 8, 9, 8, 9]);
+    let laps: Vec<i64> = stdout(&o).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["lap"].as_i64().unwrap()).collect();
+    assert_eq!(laps, vec![0, 0, 1, 1, 2, 2]);
+    assert_eq!(code(&rec(&["cat", p(&f), "--seek", "-1"], None)), 2, "negative seek is a usage error");
+    assert_eq!(code(&rec(&["cat", p(&f), "--loop", "0"], None)), 2);
+    assert!(stdout(&rec(&["cat", p(&f), "--json", "--seek", "100"], None)).is_empty());
+
+    let t0 = std::time::Instant::now();
+    let o = rec(&["play", p(&f), "--speed", "2", "--seek", "0.1"], None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(35), "5 frames over 80 ms at 2x take 40 ms");
+    assert_eq!(data(&o), vec![5, 6, 7, 8, 9]);
+    assert!(stderr(&o).contains("lateness"));
+    assert_eq!(code(&rec(&["play", p(&f), "--speed", "0"], None)), 1);
+    assert_eq!(code(&rec(&["play", p(&f), "--late", "sometimes"], None)), 2);
+}

@@ -78,14 +78,16 @@ fn merged_streams_share_one_clock_and_ties_keep_arrival_order() {
     let f = file();
     let s = f.last_session().unwrap();
     let both = s.replay(&["a", "b"]).unwrap();
-    let got: Vec<(String, i64)> = both.iterate().map(|f| f.unwrap()).map(|f| (f.stream().to_string(), f.timestamp().as_nanos() / MS)).collect();
+    let got: Vec<(String, i64)> =
+        both.iterate().map(|f| f.unwrap()).map(|f| (f.stream().to_string(), f.timestamp().as_nanos() / MS)).collect();
     let at30: Vec<_> = got.iter().filter(|(_, t)| *t == 30).map(|(s, _)| s.as_str()).collect();
     // b's frame at 30 ms (5 + 25) was written before a's, the "tie" frame after it.
     assert_eq!(at30, vec!["b", "a", "b"], "ties keep arrival order");
     assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
     // One anchor: seeking 20 ms into the merge starts at 20 ms for every stream.
     let w = Window::new().seek(Duration::from_millis(20)).duration(Duration::from_millis(15));
-    let got: Vec<_> = both.iterate_window(&w).map(|f| f.unwrap()).map(|f| (f.stream().to_string(), f.timestamp().as_nanos() / MS)).collect();
+    let got: Vec<_> =
+        both.iterate_window(&w).map(|f| f.unwrap()).map(|f| (f.stream().to_string(), f.timestamp().as_nanos() / MS)).collect();
     assert_eq!(got, vec![("a".into(), 20), ("b".into(), 30), ("a".into(), 30), ("b".into(), 30)]);
     assert!(matches!(s.replay(&["a", "nope"]), Err(Error::NoSuchStream(_))));
 }
@@ -157,7 +159,8 @@ fn late_policies() {
     let r = a(&f);
     // A consumer that stalls 35 ms on the first frame.
     let run = |policy: LatePolicy| {
-        let mut rt = r.iterate_realtime_window(&Window::new(), RealtimeOptions::new(1.0).late(policy).drop_after(Duration::from_millis(5))).unwrap();
+        let mut rt =
+            r.iterate_realtime_window(&Window::new(), RealtimeOptions::new(1.0).late(policy).drop_after(Duration::from_millis(5))).unwrap();
         let mut n = 0;
         while let Some(fr) = rt.next() {
             fr.unwrap();

@@ -29,7 +29,13 @@ pub struct PlayerOptions {
 
 impl Default for PlayerOptions {
     fn default() -> Self {
-        PlayerOptions { window: Window::new(), speed: 1.0, late: LatePolicy::CatchUp, drop_after: Duration::from_millis(10), start_paused: false }
+        PlayerOptions {
+            window: Window::new(),
+            speed: 1.0,
+            late: LatePolicy::CatchUp,
+            drop_after: Duration::from_millis(10),
+            start_paused: false,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 mod options;
 mod recorder;
 mod session;
-mod writer;
 pub(crate) mod tail;
+mod writer;
 
 pub use options::{Durability, RecorderOptions};
 pub use recorder::Recorder;

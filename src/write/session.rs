@@ -174,7 +174,6 @@ impl SessionCore {
         self.id
     }
 
-
     /// Frames written so far over all streams.
     pub fn frames(&self) -> u64 {
         self.frames_total
@@ -228,7 +227,6 @@ impl SessionCore {
         }
         r
     }
-
 
     /// Defines a stream with an encoding label and a schema (name and bytes).
     pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
@@ -335,8 +333,6 @@ impl SessionCore {
                 && self.frames_since_checkpoint % 16 == 1
                 && self.last_checkpoint_time.elapsed() >= self.options.checkpoint_every)
     }
-
-
 
     /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
     /// recoverable after a crash of this process.

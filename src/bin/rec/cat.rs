@@ -1,10 +1,11 @@
 //! `rec cat`: frames in timestamp order.
 
 use crate::exit;
-use crate::output::{frame_json, preview, utc, CliResult};
-use recfile::{RecFile, Replay, Session};
+use crate::output::{frame_json, parse_duration, parse_secs, preview, utc, CliResult};
+use recfile::{RecFile, Replay, Session, Timestamp, Window};
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,6 +20,33 @@ pub struct Args {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Start this many seconds after the first frame (or after --from).
+    #[arg(long, value_parser = parse_duration)]
+    pub seek: Option<Duration>,
+    /// Stop this many seconds after the start (exclusive).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Start at this absolute time (seconds since the Unix epoch).
+    #[arg(long, value_parser = parse_secs, allow_hyphen_values = true)]
+    pub from: Option<f64>,
+    /// Print the window N times (laps); JSON lines then carry a "lap" key.
+    #[arg(long = "loop", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub laps: Option<u64>,
+}
+
+/// The window the --seek/--duration/--from/--loop arguments describe.
+pub fn window_of(seek: Option<Duration>, duration: Option<Duration>, from: Option<f64>, looping: bool) -> CliResult<Window> {
+    let mut w = Window::new().looping(looping);
+    if let Some(s) = seek {
+        w = w.seek(s);
+    }
+    if let Some(d) = duration {
+        w = w.duration(d);
+    }
+    if let Some(f) = from {
+        w = w.from_timestamp(Timestamp::from_secs_f64(f)?);
+    }
+    Ok(w)
 }
 
 /// The session named by `--session`, or the last one.
@@ -43,7 +71,14 @@ pub fn run(a: Args) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut damaged = 0u64;
-    for fr in replay.iterate() {
+    let laps = a.laps;
+    let window = window_of(a.seek, a.duration, a.from, laps.is_some())?;
+    for fr in replay.iterate_window(&window) {
+        if let Ok(f) = &fr {
+            if laps.is_some_and(|n| f.lap >= n) {
+                break;
+            }
+        }
         let fr = match fr {
             Ok(fr) => fr,
             Err(e) => {
@@ -54,7 +89,11 @@ pub fn run(a: Args) -> CliResult {
         };
         let enc = encodings.get(fr.stream()).map(String::as_str).unwrap_or("");
         let r = if a.json {
-            writeln!(out, "{}", frame_json(&fr, enc))
+            let mut v = frame_json(&fr, enc);
+            if laps.is_some() {
+                v["lap"] = fr.lap.into();
+            }
+            writeln!(out, "{v}")
         } else {
             writeln!(
                 out,

@@ -6,6 +6,7 @@ mod demo;
 mod find;
 mod info;
 mod output;
+mod play;
 mod record;
 mod recover;
 mod verify;
@@ -49,6 +50,8 @@ enum Command {
     Info(info::Args),
     /// Print frames in timestamp order, merged across streams.
     Cat(cat::Args),
+    /// Play frames as `cat --json` lines at their original timing (space pauses, arrows seek, +/- speed).
+    Play(play::Args),
     /// Find one frame by time: closest, latest before, or earliest after.
     Find(find::Args),
     /// Record a few seconds of synthetic robot data (lidar, camera, odometry) and show it.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Cat(a) => cat::run(a),
         Command::Find(a) => find::run(a),
+        Command::Play(a) => play::run(a),
         Command::Demo { file } => demo::run(&file),
         Command::Recover(a) => recover::run(a),
         Command::Verify(a) => verify::run(a),
