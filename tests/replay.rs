@@ -162,7 +162,7 @@ fn late_policies() {
         let mut rt =
             r.iterate_realtime_window(&Window::new(), RealtimeOptions::new(1.0).late(policy).drop_after(Duration::from_millis(5))).unwrap();
         let mut n = 0;
-        while let Some(fr) = rt.next() {
+        for fr in rt.by_ref() {
             fr.unwrap();
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(35));
