@@ -128,6 +128,12 @@ pub enum Error {
         /// The decoder's message.
         reason: String,
     },
+    /// The session reached `max_actions_per_session` and was finished.
+    #[error("the session reached its limit of {max} actions and was finished")]
+    ActionLimitReached {
+        /// The limit.
+        max: u64,
+    },
     /// The session writer was already finished or failed earlier.
     #[error("the session writer is closed: {0}")]
     Closed(String),

@@ -38,6 +38,7 @@ pub mod format;
 pub mod read;
 pub mod recover;
 pub mod replay;
+pub mod session;
 pub mod storage;
 pub mod time;
 pub mod verify;
@@ -49,6 +50,7 @@ pub use recover::{recover, recover_storage, RecoveryReport};
 pub use replay::{
     LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter,
 };
+pub use session::{compare_sessions, Action, ActionOptions, CheckpointInfo, ComparisonReport, DivergenceType, ReplayEngine, ReplayReport};
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport};
 pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId, StreamSender};

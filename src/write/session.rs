@@ -82,6 +82,10 @@ pub(crate) struct SessionCore {
     last_checkpoint_time: Instant,
     last_sync: Instant,
     failed: Option<String>,
+    /// Called at each checkpoint without explicit state; its bytes become the state.
+    pub(crate) snapshot: Option<Box<dyn FnMut() -> Vec<u8> + Send>>,
+    /// Set when the session was finished from inside (the action limit).
+    pub(crate) finished_info: Option<SessionInfo>,
 }
 
 /// Payloads at least this large skip the buffer (written straight after flushing it).
@@ -135,6 +139,8 @@ impl SessionCore {
             last_checkpoint_time: Instant::now(),
             last_sync,
             failed: None,
+            snapshot: None,
+            finished_info: None,
         };
         // The session start and the Recording marker are written at once, so that a crash at
         // any later moment leaves a session that recovery can find.
@@ -351,6 +357,14 @@ impl SessionCore {
 
     fn write_checkpoint(&mut self, state: &[u8]) -> Result<()> {
         self.check_open()?;
+        let snapshot;
+        let state = match self.snapshot.as_mut() {
+            Some(f) if state.is_empty() => {
+                snapshot = f();
+                &snapshot[..]
+            }
+            _ => state,
+        };
         let offset = self.position();
         let mut blocks = Vec::new();
         let mut entries: Vec<&[IndexEntry]> = Vec::new();

@@ -61,13 +61,14 @@ pub struct SessionWriter {
     pump: Option<Pump>,
     id: uuid::Uuid,
     name: String,
+    actions: crate::session::ActionStateHandle,
 }
 
 impl SessionWriter {
     pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
         let core = SessionCore::start(recorder, name, metadata)?;
         let id = core.id();
-        Ok(SessionWriter { core: Arc::new(Mutex::new(core)), pump: None, id, name: name.to_string() })
+        Ok(SessionWriter { core: Arc::new(Mutex::new(core)), pump: None, id, name: name.to_string(), actions: Default::default() })
     }
 
     fn core(&self) -> MutexGuard<'_, SessionCore> {
@@ -185,10 +186,30 @@ impl SessionWriter {
     /// frames are pending, the final index and the session end; syncs (unless
     /// `Durability::None`) and marks the file idle. Senders fail afterwards.
     pub fn finish(mut self) -> Result<SessionInfo> {
+        if let Some(info) = self.core().finished_info.clone() {
+            return Ok(info);
+        }
         let pumped = self.stop_pump();
         let info = self.core().finish_inner();
         pumped?;
         info
+    }
+
+    /// Finishes the session but keeps the writer (for the action limit): later writes fail,
+    /// and `finish` returns the same summary.
+    pub(crate) fn finish_keep(&mut self) -> Result<SessionInfo> {
+        self.stop_pump()?;
+        let info = self.core().finish_inner()?;
+        self.core().finished_info = Some(info.clone());
+        Ok(info)
+    }
+
+    pub(crate) fn actions_mut(&mut self) -> &mut crate::session::ActionStateHandle {
+        &mut self.actions
+    }
+
+    pub(crate) fn set_snapshot(&mut self, f: Option<Box<dyn FnMut() -> Vec<u8> + Send>>) {
+        self.core().snapshot = f;
     }
 
     /// Stops without finishing, as if the process had been killed now: bytes still in the
