@@ -273,3 +273,47 @@ fn cat_windows_and_loops_and_play() {
     assert_eq!(code(&rec(&["play", p(&f), "--speed", "0"], None)), 1);
     assert_eq!(code(&rec(&["play", p(&f), "--late", "sometimes"], None)), 2);
 }
+
+#[test]
+fn sessions_actions_and_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fa, fb) = (dir.path().join("a.rec"), dir.path().join("b.rec"));
+    for (path, answers) in [(&fa, [1, 2, 3]), (&fb, [1, 5, 3])] {
+        let mut rec = recfile::Recorder::create(path).unwrap();
+        let mut s = rec.start_session("agent").unwrap();
+        for (i, ans) in answers.iter().enumerate() {
+            s.record_call("ask", &format!("q{i}"), |_| Ok::<_, String>(*ans)).unwrap().unwrap();
+        }
+        s.finish().unwrap();
+        let mut s = rec.start_session("second").unwrap();
+        s.record_call("ask", "q0", |_| Ok::<_, String>(1)).unwrap().unwrap();
+        s.finish().unwrap();
+    }
+    let o = rec(&["sessions", p(&fa), "--json"], None);
+    assert_eq!(code(&o), 0);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["actions"], 3);
+    assert_eq!(v[1]["actions"], 1);
+    assert!(v[0]["checkpoints"].as_u64().unwrap() >= 1);
+    let o = rec(&["actions", p(&fa), "--session", "0", "--json"], None);
+    let acts: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(acts.len(), 3);
+    assert_eq!(acts[1]["kind"], "ask");
+    assert_eq!(acts[1]["input"], "q1");
+    assert_eq!(acts[1]["output"], 2);
+    assert!(!stdout(&rec(&["actions", p(&fa)], None)).is_empty());
+    // Identical sessions: exit 0; different: exit 1 with the diff.
+    assert_eq!(code(&rec(&["diff", p(&fa), "--session", "0", p(&fa), "--session", "0"], None)), 0);
+    let o = rec(&["diff", p(&fa), "--session", "0", p(&fb), "--session", "0"], None);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("1 differing"), "{}", stdout(&o));
+    let o = rec(&["diff", p(&fa), "--session", "0", p(&fb), "--session", "0", "--json"], None);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["summary"]["differing"], 1);
+    assert_eq!(v["summary"]["matching"], 2);
+    // Default sessions (the last of each): identical.
+    assert_eq!(code(&rec(&["diff", p(&fa), p(&fb)], None)), 0);
+    assert_eq!(code(&rec(&["diff", p(&fa)], None)), 2, "one file is a usage error");
+    assert_eq!(code(&rec(&["diff", "--session", "0", p(&fa), p(&fb)], None)), 2);
+    assert_eq!(code(&rec(&["diff", "--help"], None)), 0);
+}

@@ -66,14 +66,14 @@ fn line_diff(a: &[&str], b: &[&str]) -> String {
             same_run += 1;
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] >= lcs[(i + 1) * (m + 1) + j]) {
-            flush(&mut out, &mut same_run);
-            out.push(format!("+ {}", b[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1]) {
             flush(&mut out, &mut same_run);
             out.push(format!("- {}", a[i]));
             i += 1;
+        } else {
+            flush(&mut out, &mut same_run);
+            out.push(format!("+ {}", b[j]));
+            j += 1;
         }
     }
     if out.is_empty() {

@@ -3,12 +3,14 @@
 
 mod cat;
 mod demo;
+mod diff;
 mod find;
 mod info;
 mod output;
 mod play;
 mod record;
 mod recover;
+mod sessions;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +61,12 @@ enum Command {
         /// File to create.
         file: PathBuf,
     },
+    /// List sessions with their action and checkpoint counts.
+    Sessions(sessions::SessionsArgs),
+    /// List the actions of a session.
+    Actions(sessions::ActionsArgs),
+    /// Compare the actions of two sessions (exit 0 identical, 1 different).
+    Diff(diff::Args),
     /// Repair an interrupted recording in place.
     Recover(recover::Args),
     /// Check every CRC, index and structure of a file.
@@ -81,6 +89,9 @@ fn main() -> ExitCode {
         Command::Play(a) => play::run(a),
         Command::Demo { file } => demo::run(&file),
         Command::Recover(a) => recover::run(a),
+        Command::Sessions(a) => sessions::run_sessions(a),
+        Command::Actions(a) => sessions::run_actions(a),
+        Command::Diff(a) => diff::run(a),
         Command::Verify(a) => verify::run(a),
     };
     match result {
