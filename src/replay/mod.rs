@@ -6,6 +6,8 @@ mod realtime;
 mod stats;
 mod window;
 
+#[cfg(feature = "async")]
+pub use player::PlayerStream;
 pub use player::{Player, PlayerHandle, PlayerOptions};
 pub use realtime::{LatePolicy, Realtime, RealtimeOptions};
 pub use stats::PlaybackStats;

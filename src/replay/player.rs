@@ -82,6 +82,16 @@ pub struct Player;
 impl Player {
     /// Plays `replay` on a dedicated thread, calling `callback` with each frame at its due time.
     pub fn spawn(replay: Replay, options: PlayerOptions, callback: impl FnMut(WindowFrame) + Send + 'static) -> Result<PlayerHandle> {
+        Player::spawn_with_end(replay, options, callback, || {})
+    }
+
+    /// Like [`Player::spawn`]; `on_end` runs on the player thread when playback ends.
+    pub(crate) fn spawn_with_end(
+        replay: Replay,
+        options: PlayerOptions,
+        callback: impl FnMut(WindowFrame) + Send + 'static,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<PlayerHandle> {
         check_speed(options.speed)?;
         let shared = Arc::new(Shared {
             control: Mutex::new(Control { paused: options.start_paused, speed: options.speed, ..Default::default() }),
@@ -90,7 +100,10 @@ impl Player {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("recfile-player".into())
-            .spawn(move || run(replay, options, s, callback))
+            .spawn(move || {
+                run(replay, options, s, callback);
+                on_end();
+            })
             .map_err(|e| Error::Io { path: None, source: e })?;
         Ok(PlayerHandle { shared, thread: Some(thread) })
     }
@@ -291,3 +304,66 @@ fn run(replay: Replay, options: PlayerOptions, shared: Arc<Shared>, mut callback
     c.finished = true;
     shared.wake.notify_all();
 }
+
+#[cfg(feature = "async")]
+mod stream {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    #[derive(Default)]
+    struct Queue {
+        frames: VecDeque<WindowFrame>,
+        waker: Option<Waker>,
+        done: bool,
+    }
+
+    /// Frames of a player as a `futures::Stream` (cargo feature `async`). The player thread
+    /// keeps the timing; the stream yields each frame when it is due.
+    pub struct PlayerStream {
+        queue: Arc<Mutex<Queue>>,
+    }
+
+    impl futures_core::Stream for PlayerStream {
+        type Item = WindowFrame;
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WindowFrame>> {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            match q.frames.pop_front() {
+                Some(f) => Poll::Ready(Some(f)),
+                None if q.done => Poll::Ready(None),
+                None => {
+                    q.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    impl Player {
+        /// Plays `replay` on a dedicated thread and returns its frames as a stream.
+        pub fn spawn_stream(replay: Replay, options: PlayerOptions) -> Result<(PlayerHandle, PlayerStream)> {
+            let queue = Arc::new(Mutex::new(Queue::default()));
+            let (q1, q2) = (queue.clone(), queue.clone());
+            let push = move |f| {
+                let mut q = q1.lock().unwrap_or_else(|e| e.into_inner());
+                q.frames.push_back(f);
+                if let Some(w) = q.waker.take() {
+                    w.wake();
+                }
+            };
+            let end = move || {
+                let mut q = q2.lock().unwrap_or_else(|e| e.into_inner());
+                q.done = true;
+                if let Some(w) = q.waker.take() {
+                    w.wake();
+                }
+            };
+            let handle = Player::spawn_with_end(replay, options, push, end)?;
+            Ok((handle, PlayerStream { queue }))
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+pub use stream::PlayerStream;
