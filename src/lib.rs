@@ -35,6 +35,7 @@
 
 pub mod error;
 pub mod format;
+pub mod interop;
 pub mod read;
 pub mod recover;
 pub mod replay;

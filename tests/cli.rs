@@ -317,3 +317,70 @@ fn sessions_actions_and_diff() {
     assert_eq!(code(&rec(&["diff", "--session", "0", p(&fa), p(&fb)], None)), 2);
     assert_eq!(code(&rec(&["diff", "--help"], None)), 0);
 }
+
+#[test]
+fn convert_round_trips_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mcap_in = dir.path().join("in.mcap");
+    {
+        let mut w = mcap::WriteOptions::new().create(std::io::BufWriter::new(std::fs::File::create(&mcap_in).unwrap())).unwrap();
+        let ch = w.add_channel(0, "/chatter", "json", &std::collections::BTreeMap::new()).unwrap();
+        for i in 0..50u64 {
+            let h = mcap::records::MessageHeader {
+                channel_id: ch,
+                sequence: i as u32,
+                log_time: 1_000_000_000 + i * 1_000_000,
+                publish_time: 1_000_000_000 + i * 1_000_000,
+            };
+            w.write_to_known_channel(&h, format!("{{\"i\":{i}}}").as_bytes()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let rec_file = dir.path().join("mid.rec");
+    let mcap_out = dir.path().join("out.mcap");
+    let o = rec(&["convert", p(&mcap_in), p(&rec_file)], None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "no escape codes off a terminal");
+    let o = rec(&["find", p(&rec_file), "--stream", "/chatter", "--at", "1.0105", "--json"], None);
+    assert_eq!(serde_json::from_str::<Value>(stdout(&o).trim()).unwrap()["data"]["i"], 10);
+    assert_eq!(code(&rec(&["convert", p(&rec_file), p(&mcap_out)], None)), 0);
+    let bytes = std::fs::read(&mcap_out).unwrap();
+    let n = mcap::MessageStream::new(&bytes).unwrap().count();
+    assert_eq!(n, 50);
+    // Existing outputs are refused; unknown inputs are errors.
+    assert_eq!(code(&rec(&["convert", p(&rec_file), p(&mcap_out)], None)), 1);
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"hello").unwrap();
+    let o = rec(&["convert", p(&junk), p(&dir.path().join("x.rec"))], None);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("neither an MCAP nor a .rec file"));
+    let talker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rosbag2-mcap/talker.mcap");
+    if talker.exists() {
+        let t = dir.path().join("talker.rec");
+        assert_eq!(code(&rec(&["convert", p(&talker), p(&t)], None)), 0);
+        let o = rec(&["info", p(&t), "--json"], None);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(v["sessions"][0]["frames"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn help_and_completions() {
+    let o = rec(&["--help"], None);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("Examples:") && stdout(&o).contains("Exit codes"));
+    for cmd in ["record", "info", "cat", "find", "play", "convert", "verify", "recover", "sessions", "actions"] {
+        let o = rec(&[cmd, "--help"], None);
+        assert_eq!(code(&o), 0, "{cmd}");
+        assert!(!stdout(&o).is_empty());
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let o = rec(&["completions", shell], None);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains("rec"));
+    }
+    // Errors off a terminal carry no escape codes, with or without NO_COLOR.
+    let o = rec(&["info", "/nonexistent.rec", "--no-color"], None);
+    assert_eq!(code(&o), 1);
+    assert!(!stderr(&o).contains('\x1b'));
+}

@@ -71,6 +71,13 @@ pub fn run(a: Args) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut damaged = 0u64;
+    // Progress only when the frames go to a file or a pipe and a person watches stderr.
+    let bar = if crate::output::stdout_is_terminal() {
+        crate::progress::Progress::hidden()
+    } else {
+        crate::progress::Progress::new("writing", "frames")
+    };
+    let mut written = 0u64;
     let laps = a.laps;
     let window = window_of(a.seek, a.duration, a.from, laps.is_some())?;
     for fr in replay.iterate_window(&window) {
@@ -106,12 +113,18 @@ pub fn run(a: Args) -> CliResult {
             )
         };
         if let Err(e) = r {
+            bar.finish();
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(exit::OK);
             }
             return Err(e.into());
         }
+        written += 1;
+        if written.is_multiple_of(1024) {
+            bar.set(written);
+        }
     }
+    bar.finish();
     if let Err(e) = out.flush() {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());

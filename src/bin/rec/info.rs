@@ -65,7 +65,11 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
     println!("file      {}", path.display());
     println!("format    {major}.{minor}   id {}   {}", f.file_id(), human_bytes(f.size_bytes()));
     if f.needs_recovery() {
-        println!("NOTE      the file holds an interrupted session: run `rec recover {}`", path.display());
+        println!(
+            "{}      the file holds an interrupted session: run `rec recover {}`",
+            crate::output::paint("NOTE", "1;31", crate::output::stdout_is_terminal()),
+            path.display()
+        );
     }
     for w in f.warnings() {
         println!("warning   {w}");
@@ -73,7 +77,20 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
     for s in f.sessions() {
         println!();
         let state = if s.was_recovered() { "finished (recovered)".to_string() } else { s.state().as_str().to_string() };
-        println!("session {}  {:?}  {}  {}", s.position(), s.name(), s.id(), state);
+        let tty = crate::output::stdout_is_terminal();
+        let state_style = match s.state() {
+            recfile::SessionState::Finished => "32",
+            recfile::SessionState::Interrupted => "1;31",
+            recfile::SessionState::Recording => "1;33",
+        };
+        println!(
+            "{} {}  {:?}  {}  {}",
+            crate::output::paint("session", "1", tty),
+            s.position(),
+            s.name(),
+            s.id(),
+            crate::output::paint(&state, state_style, tty)
+        );
         let end = s.end_time().map(utc).unwrap_or_else(|| "-".into());
         println!("  started {}  ended {}  {} frames  {} checkpoints", utc(s.start_time()), end, s.frame_count(), s.checkpoint_count());
         for (k, v) in s.metadata() {

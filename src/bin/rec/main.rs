@@ -2,12 +2,14 @@
 //! is a file of its own; no format logic is in the CLI.
 
 mod cat;
+mod convert;
 mod demo;
 mod diff;
 mod find;
 mod info;
 mod output;
 mod play;
+mod progress;
 mod record;
 mod recover;
 mod sessions;
@@ -37,6 +39,10 @@ pub mod exit {
     after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 completed but data was lost, 4 nothing found.\n\nExamples:\n  rec demo demo.rec\n  rec info demo.rec\n  rec cat demo.rec --stream odom --json | head\n  rec find demo.rec --stream lidar --seek 1.5"
 )]
 struct Cli {
+    /// Never use colours (also: the NO_COLOR environment variable). Output is plain whenever
+    /// it does not go to a terminal.
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +73,13 @@ enum Command {
     Actions(sessions::ActionsArgs),
     /// Compare the actions of two sessions (exit 0 identical, 1 different).
     Diff(diff::Args),
+    /// Convert between MCAP and .rec (the direction follows the input).
+    Convert(convert::Args),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Repair an interrupted recording in place.
     Recover(recover::Args),
     /// Check every CRC, index and structure of a file.
@@ -81,7 +94,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
+    output::set_color(!cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()));
     let result = match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rec", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
         Command::Record(a) => record::run(a),
         Command::Info(a) => info::run(a),
         Command::Cat(a) => cat::run(a),
@@ -89,6 +108,7 @@ fn main() -> ExitCode {
         Command::Play(a) => play::run(a),
         Command::Demo { file } => demo::run(&file),
         Command::Recover(a) => recover::run(a),
+        Command::Convert(a) => convert::run(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Actions(a) => sessions::run_actions(a),
         Command::Diff(a) => diff::run(a),

@@ -46,10 +46,32 @@ impl From<std::io::Error> for CliError {
 
 pub type CliResult<T = u8> = Result<T, CliError>;
 
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Allows or forbids colours (`--no-color`, `NO_COLOR`).
+pub fn set_color(on: bool) {
+    COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `text` in an ANSI style when colours are allowed and `to_terminal` is true.
+pub fn paint(text: &str, style: &str, to_terminal: bool) -> String {
+    if to_terminal && COLOR.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("\x1b[{style}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Whether stdout is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
+
 pub fn print_error(e: &CliError) {
-    eprintln!("rec: error: {}", e.message);
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    eprintln!("{} {}", paint("rec: error:", "1;31", tty), e.message);
     if let Some(h) = &e.hint {
-        eprintln!("hint: {h}");
+        eprintln!("{} {h}", paint("hint:", "1;33", tty));
     }
 }
 

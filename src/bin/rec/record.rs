@@ -111,6 +111,7 @@ pub fn run(a: Args) -> CliResult {
     let mut line_no = 0u64;
     let mut frames = 0u64;
     let mut failure: Option<CliError> = None;
+    let bar = crate::progress::Progress::new("recording", "frames");
     loop {
         buf.clear();
         match input.read_until(b'\n', &mut buf) {
@@ -137,13 +138,17 @@ pub fn run(a: Args) -> CliResult {
             w.write(id, l.ts, &l.payload).map_err(|e| e.to_string())
         });
         match written {
-            Ok(_) => frames += 1,
+            Ok(_) => {
+                frames += 1;
+                bar.set(frames);
+            }
             Err(msg) => {
                 failure = Some(CliError::new(format!("line {line_no}: {msg}")));
                 break;
             }
         }
     }
+    bar.finish();
     let info = w.finish()?;
     eprintln!(
         "rec: recorded {frames} frames in {} streams into {} (session {} {:?})",

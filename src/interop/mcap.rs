@@ -1,0 +1,360 @@
+//! MCAP import and export (cargo feature `mcap`, on by default).
+//!
+//! Mapping, in both directions:
+//!
+//! | MCAP | recfile |
+//! |---|---|
+//! | channel (topic, message encoding) | stream (name = topic, encoding) |
+//! | schema (name, encoding, data) | stream schema name and bytes; the schema encoding and channel metadata in session metadata `mcap.channel.<stream>` (JSON) |
+//! | message log time | frame timestamp |
+//! | message publish time and sequence | stream `mcap.message_info`: one frame per message whose values are not the defaults (publish time = log time, sequence 0) |
+//! | metadata record | session metadata `mcap.metadata.<n>` (JSON: name and map) |
+//! | attachment | frame of stream `mcap.attachments` (bincode: name, media type, create time, data) at its log time |
+//! | header profile, library | session metadata `mcap.profile`, `mcap.library` |
+//!
+//! A `.rec` file with several sessions exports to one MCAP file: each channel carries its
+//! session in its metadata (`recfile.session_id`, `recfile.session`), and a metadata record
+//! `recfile.session` per session holds its id, name and metadata; importing such a file gives
+//! the sessions back. A file with one session exports without these markers, so that
+//! `.mcap → .rec → .mcap` gives back the same records.
+
+use crate::error::{Error, Result};
+use crate::format::codec::{decode_value, encode_value};
+use crate::read::RecFile;
+use crate::time::Timestamp;
+use crate::write::{RecorderOptions, StreamId};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Stream holding publish times and sequence numbers that differ from the defaults.
+pub const MESSAGE_INFO_STREAM: &str = "mcap.message_info";
+/// Stream holding MCAP attachments.
+pub const ATTACHMENT_STREAM: &str = "mcap.attachments";
+const CHANNEL_KEY: &str = "mcap.channel.";
+const METADATA_KEY: &str = "mcap.metadata.";
+const SESSION_RECORD: &str = "recfile.session";
+
+fn mcap_err(e: ::mcap::McapError) -> Error {
+    Error::Malformed { what: "MCAP file", offset: 0, reason: e.to_string() }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::from(e).with_path(path)
+}
+
+/// What a conversion did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConvertReport {
+    /// Sessions written.
+    pub sessions: usize,
+    /// Channels (streams) converted.
+    pub channels: usize,
+    /// Messages (frames) converted.
+    pub messages: u64,
+    /// Metadata records converted.
+    pub metadata: usize,
+    /// Attachments converted.
+    pub attachments: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChannelInfo {
+    topic: String,
+    schema_encoding: String,
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetadataRecord {
+    name: String,
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AttachmentRecord {
+    name: String,
+    media_type: String,
+    create_time: u64,
+    data: Vec<u8>,
+}
+
+fn to_ts(ns: u64, what: &str) -> Result<Timestamp> {
+    i64::try_from(ns).map(Timestamp::from_nanos).map_err(|_| Error::LimitExceeded(format!("{what} time {ns} ns is beyond the year 2262")))
+}
+
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    // SAFETY: a read-only map of an input file that this process does not modify.
+    unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(path))
+}
+
+/// Converts an MCAP file into a new `.rec` file. `progress` is called with the number of
+/// messages converted so far (now and then).
+pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -> Result<ConvertReport> {
+    let map = map_file(input)?;
+    let mut header = None;
+    let mut metadata = Vec::new();
+    let mut attachments = Vec::new();
+    for rec in ::mcap::read::LinearReader::new(&map).map_err(mcap_err)? {
+        match rec.map_err(mcap_err)? {
+            ::mcap::records::Record::Header(h) => header = Some(h),
+            ::mcap::records::Record::Metadata(m) => metadata.push(m),
+            ::mcap::records::Record::Attachment { header, data, .. } => attachments.push((
+                header.log_time,
+                AttachmentRecord {
+                    name: header.name,
+                    media_type: header.media_type,
+                    create_time: header.create_time,
+                    data: data.into_owned(),
+                },
+            )),
+            _ => {}
+        }
+    }
+    // Every channel: those of the summary (also channels without messages) and those met.
+    let mut channels: BTreeMap<u16, Arc<::mcap::Channel<'static>>> = BTreeMap::new();
+    if let Some(summary) = ::mcap::Summary::read(&map).map_err(mcap_err)? {
+        channels.extend(summary.channels.into_iter());
+    }
+    for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)? {
+        let m = m.map_err(mcap_err)?;
+        channels.entry(m.channel.id).or_insert_with(|| m.channel.clone());
+    }
+    // Sessions: channels marked by an earlier export, else one session.
+    let mut session_of_channel: HashMap<u16, String> = HashMap::new();
+    let mut session_order: Vec<(String, String)> = Vec::new(); // (key, name)
+    for ch in channels.values() {
+        let key = ch.metadata.get("recfile.session_id").cloned().unwrap_or_default();
+        let name = ch.metadata.get("recfile.session").cloned().unwrap_or_else(|| "mcap import".into());
+        if !session_order.iter().any(|(k, _)| *k == key) {
+            session_order.push((key.clone(), name));
+        }
+        session_of_channel.insert(ch.id, key);
+    }
+    if session_order.is_empty() {
+        session_order.push((String::new(), "mcap import".into()));
+    }
+    let session_records: HashMap<String, &::mcap::records::Metadata> =
+        metadata.iter().filter(|m| m.name == SESSION_RECORD).filter_map(|m| m.metadata.get("id").map(|id| (id.clone(), m))).collect();
+    let foreign: Vec<&::mcap::records::Metadata> = metadata.iter().filter(|m| m.name != SESSION_RECORD).collect();
+
+    let mut recorder = RecorderOptions::new().durability(crate::write::Durability::None).create(output)?;
+    let mut report =
+        ConvertReport { sessions: session_order.len(), metadata: foreign.len(), attachments: attachments.len(), ..Default::default() };
+    for (si, (key, name)) in session_order.iter().enumerate() {
+        let mut md: Vec<(String, String)> = Vec::new();
+        if let Some(rec) = session_records.get(key) {
+            for (k, v) in &rec.metadata {
+                if let Some(k) = k.strip_prefix("meta.") {
+                    md.push((k.to_string(), v.clone()));
+                }
+            }
+        }
+        let md_refs: Vec<(&str, &str)> = md.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let name = session_records.get(key).and_then(|r| r.metadata.get("name")).unwrap_or(name);
+        let mut w = recorder.start_session_with_metadata(name, &md_refs)?;
+        if si == 0 {
+            if let Some(h) = &header {
+                if !h.profile.is_empty() {
+                    w.set_metadata("mcap.profile", &h.profile)?;
+                }
+                if !h.library.is_empty() {
+                    w.set_metadata("mcap.library", &h.library)?;
+                }
+            }
+            for (i, m) in foreign.iter().enumerate() {
+                let json = serde_json::to_string(&MetadataRecord { name: m.name.clone(), metadata: m.metadata.clone() })
+                    .map_err(|e| Error::Encode(e.to_string()))?;
+                w.set_metadata(&format!("{METADATA_KEY}{i}"), &json)?;
+            }
+            if !attachments.is_empty() {
+                let s = w.add_stream(ATTACHMENT_STREAM, "recfile.mcap.attachment.v1")?;
+                for (log_time, a) in std::mem::take(&mut attachments) {
+                    w.write(s, to_ts(log_time, "attachment")?, &encode_value(&a)?)?;
+                }
+            }
+        }
+        let mut streams: HashMap<u16, (StreamId, u32)> = HashMap::new();
+        for ch in channels.values().filter(|c| session_of_channel.get(&c.id) == Some(key)) {
+            let taken = w.stream_id(&ch.topic).is_some() || ch.topic == MESSAGE_INFO_STREAM || ch.topic == ATTACHMENT_STREAM;
+            let stream_name = if taken { format!("{}#{}", ch.topic, ch.id) } else { ch.topic.clone() };
+            let (schema_name, schema_data, schema_enc) = match &ch.schema {
+                Some(s) => (s.name.clone(), s.data.to_vec(), s.encoding.clone()),
+                None => (String::new(), Vec::new(), String::new()),
+            };
+            let sid = w.add_stream_with_schema(&stream_name, &ch.message_encoding, &schema_name, &schema_data)?;
+            let meta: BTreeMap<String, String> =
+                ch.metadata.iter().filter(|(k, _)| !k.starts_with("recfile.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let info = ChannelInfo { topic: ch.topic.clone(), schema_encoding: schema_enc, metadata: meta };
+            w.set_metadata(
+                &format!("{CHANNEL_KEY}{stream_name}"),
+                &serde_json::to_string(&info).map_err(|e| Error::Encode(e.to_string()))?,
+            )?;
+            // The first message of the stream gets seq 0: start one below.
+            streams.insert(ch.id, (sid, u32::MAX));
+            report.channels += 1;
+        }
+        let mut info_stream: Option<StreamId> = None;
+        for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)? {
+            let m = m.map_err(mcap_err)?;
+            let Some(entry) = streams.get_mut(&m.channel.id) else { continue };
+            entry.1 = entry.1.wrapping_add(1);
+            let (sid, seq) = *entry;
+            let ts = to_ts(m.log_time, "log")?;
+            w.write(sid, ts, &m.data)?;
+            if m.publish_time != m.log_time || m.sequence != 0 {
+                let info = match info_stream {
+                    Some(s) => s,
+                    None => {
+                        let s = w.add_stream(MESSAGE_INFO_STREAM, "recfile.mcap.message_info.v1")?;
+                        info_stream = Some(s);
+                        s
+                    }
+                };
+                let mut b = Vec::with_capacity(18);
+                b.extend_from_slice(&sid.0.to_le_bytes());
+                b.extend_from_slice(&seq.to_le_bytes());
+                b.extend_from_slice(&m.sequence.to_le_bytes());
+                b.extend_from_slice(&m.publish_time.to_le_bytes());
+                w.write(info, ts, &b)?;
+            }
+            report.messages += 1;
+            if report.messages.is_multiple_of(10_000) {
+                progress(report.messages);
+            }
+        }
+        w.finish()?;
+    }
+    progress(report.messages);
+    Ok(report)
+}
+
+/// Converts a `.rec` file into a new MCAP file (chunked, zstd-compressed).
+pub fn rec_to_mcap(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -> Result<ConvertReport> {
+    let file = RecFile::open(input)?;
+    if output.exists() && std::fs::metadata(output).map(|m| m.len() > 0).unwrap_or(false) {
+        return Err(Error::AlreadyExists { path: output.to_path_buf() });
+    }
+    let sessions = file.sessions();
+    let first_md = sessions.first().map(|s| s.metadata().to_vec()).unwrap_or_default();
+    let get = |md: &[(String, String)], k: &str| md.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    let mut opts = ::mcap::WriteOptions::new();
+    if let Some(p) = get(&first_md, "mcap.profile") {
+        opts = opts.profile(p);
+    }
+    opts = opts.library(get(&first_md, "mcap.library").unwrap_or_else(|| format!("recfile {}", env!("CARGO_PKG_VERSION"))));
+    let out = std::fs::File::create(output).map_err(io_err(output))?;
+    let mut writer = opts.create(std::io::BufWriter::new(out)).map_err(mcap_err)?;
+    let mark_sessions = sessions.len() > 1;
+    let mut report = ConvertReport { sessions: sessions.len(), ..Default::default() };
+    for (si, s) in sessions.iter().enumerate() {
+        let md = s.metadata();
+        if mark_sessions {
+            let mut m = BTreeMap::new();
+            m.insert("id".to_string(), s.id().to_string());
+            m.insert("name".to_string(), s.name().to_string());
+            m.insert("index".to_string(), si.to_string());
+            for (k, v) in md {
+                if !k.starts_with("mcap.") {
+                    m.insert(format!("meta.{k}"), v.clone());
+                }
+            }
+            writer.write_metadata(&::mcap::records::Metadata { name: SESSION_RECORD.into(), metadata: m }).map_err(mcap_err)?;
+        }
+        for (k, v) in md {
+            if k.starts_with(METADATA_KEY) {
+                let r: MetadataRecord = serde_json::from_str(v).map_err(|e| Error::Malformed {
+                    what: "session metadata",
+                    offset: 0,
+                    reason: format!("{k}: {e}"),
+                })?;
+                writer.write_metadata(&::mcap::records::Metadata { name: r.name, metadata: r.metadata }).map_err(mcap_err)?;
+                report.metadata += 1;
+            }
+        }
+        // Channels.
+        let mut channel_of: HashMap<String, u16> = HashMap::new();
+        for st in s.streams() {
+            if st.name == MESSAGE_INFO_STREAM || st.name == ATTACHMENT_STREAM {
+                continue;
+            }
+            let info: Option<ChannelInfo> = get(md, &format!("{CHANNEL_KEY}{}", st.name)).and_then(|j| serde_json::from_str(&j).ok());
+            let (topic, schema_enc, mut meta) = match info {
+                Some(i) => (i.topic, i.schema_encoding, i.metadata),
+                None => (st.name.clone(), String::new(), BTreeMap::new()),
+            };
+            if mark_sessions {
+                meta.insert("recfile.session_id".into(), s.id().to_string());
+                meta.insert("recfile.session".into(), s.name().to_string());
+            }
+            let schema_id = if st.schema_name.is_empty() && st.schema.is_empty() {
+                0
+            } else {
+                writer.add_schema(&st.schema_name, &schema_enc, &st.schema).map_err(mcap_err)?
+            };
+            let id = writer.add_channel(schema_id, &topic, &st.encoding, &meta).map_err(mcap_err)?;
+            channel_of.insert(st.name.clone(), id);
+            report.channels += 1;
+        }
+        // Publish times and sequences that are not the defaults.
+        let mut info: HashMap<(u16, u64), (u32, u64)> = HashMap::new();
+        if let Ok(r) = s.stream(MESSAGE_INFO_STREAM) {
+            for f in r.iterate() {
+                let f = f?;
+                let b = f.data();
+                if b.len() != 18 {
+                    return Err(Error::Malformed {
+                        what: "mcap.message_info frame",
+                        offset: f.offset(),
+                        reason: format!("{} bytes, expected 18", b.len()),
+                    });
+                }
+                let stream = u16::from_le_bytes([b[0], b[1]]);
+                let seq = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let sequence = u32::from_le_bytes([b[6], b[7], b[8], b[9]]);
+                let publish = u64::from_le_bytes([b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17]]);
+                info.insert((stream, u64::from(seq)), (sequence, publish));
+            }
+        }
+        let names: Vec<String> = channel_of.keys().cloned().collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if !name_refs.is_empty() {
+            for f in s.replay(&name_refs)?.iterate() {
+                let f = f?;
+                let channel_id = channel_of[f.stream()];
+                let log_time = u64::try_from(f.timestamp().as_nanos()).map_err(|_| {
+                    Error::LimitExceeded(format!("frame at {} has a negative timestamp, which MCAP cannot hold", f.offset()))
+                })?;
+                let (sequence, publish_time) = info.get(&(f.stream_id(), f.seq())).copied().unwrap_or((0, log_time));
+                writer
+                    .write_to_known_channel(&::mcap::records::MessageHeader { channel_id, sequence, log_time, publish_time }, f.data())
+                    .map_err(mcap_err)?;
+                report.messages += 1;
+                if report.messages.is_multiple_of(10_000) {
+                    progress(report.messages);
+                }
+            }
+        }
+        if let Ok(r) = s.stream(ATTACHMENT_STREAM) {
+            for f in r.iterate() {
+                let f = f?;
+                let a: AttachmentRecord = decode_value(f.data(), f.offset())?;
+                let log_time = u64::try_from(f.timestamp().as_nanos()).unwrap_or(0);
+                writer
+                    .attach(&::mcap::Attachment {
+                        log_time,
+                        create_time: a.create_time,
+                        name: a.name,
+                        media_type: a.media_type,
+                        data: a.data.into(),
+                    })
+                    .map_err(mcap_err)?;
+                report.attachments += 1;
+            }
+        }
+    }
+    writer.finish().map_err(mcap_err)?;
+    progress(report.messages);
+    Ok(report)
+}
