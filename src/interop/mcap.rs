@@ -115,7 +115,7 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
     // Every channel: those of the summary (also channels without messages) and those met.
     let mut channels: BTreeMap<u16, Arc<::mcap::Channel<'static>>> = BTreeMap::new();
     if let Some(summary) = ::mcap::Summary::read(&map).map_err(mcap_err)? {
-        channels.extend(summary.channels.into_iter());
+        channels.extend(summary.channels);
     }
     for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)? {
         let m = m.map_err(mcap_err)?;
