@@ -1,4 +1,5 @@
 //! The CLI contracts, through the built binary.
+#![cfg(feature = "mcap")]
 
 use serde_json::Value;
 use std::io::Write;

@@ -7,14 +7,19 @@ use recfile::{RecFile, Recorder, Timestamp};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// (topic, message encoding, schema (name, encoding, data), channel metadata).
+type ChannelKey = (String, String, Option<(String, String, Vec<u8>)>, BTreeMap<String, String>);
+/// A channel key's parts, then log time, publish time, sequence and data.
+type MessageKey = (String, String, Option<(String, String, Vec<u8>)>, BTreeMap<String, String>, u64, u64, u32, Vec<u8>);
+
 /// Everything an MCAP file says, in a canonical order.
 #[derive(Debug, PartialEq)]
 struct Content {
-    messages: Vec<(String, String, Option<(String, String, Vec<u8>)>, BTreeMap<String, String>, u64, u64, u32, Vec<u8>)>,
+    messages: Vec<MessageKey>,
     metadata: Vec<(String, BTreeMap<String, String>)>,
     attachments: Vec<(u64, u64, String, String, Vec<u8>)>,
     profile: String,
-    channels: Vec<(String, String, Option<(String, String, Vec<u8>)>, BTreeMap<String, String>)>,
+    channels: Vec<ChannelKey>,
 }
 
 fn content(path: &Path) -> Content {
