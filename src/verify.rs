@@ -293,7 +293,6 @@ impl RecFile {
                     Err(e) => w.problem(s.index_offset.unwrap_or(s.offset), Some(si), format!("index of stream {name:?}: {e}")),
                     Ok(runs) => {
                         let mut prev: Option<(i64, u64)> = None;
-                        let name_arc: std::sync::Arc<str> = name.as_str().into();
                         for run in runs.iter() {
                             let bytes: &[u8] = match &run.loc {
                                 RunLoc::File(o) => &file[*o as usize..(*o + run.count * 16) as usize],
@@ -321,7 +320,7 @@ impl RecFile {
                                     );
                                 }
                                 prev = Some((entry.ts, entry.offset));
-                                match Frame::load(&self.inner, si, s.salt, pos as u16, &name_arc, entry) {
+                                match Frame::load(&self.inner, si, s.salt_state, pos as u16, entry) {
                                     Ok(f) => digest.add(f.ts, f.offset, f.data().len() as u64),
                                     Err(err) => w.problem(
                                         entry.offset,

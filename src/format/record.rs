@@ -80,12 +80,26 @@ pub fn session_salt(id: &uuid::Uuid) -> u32 {
 
 /// Computes a record's CRC from its salt, the header bytes after the CRC, and the body parts.
 pub fn record_crc(salt: u32, len_and_kind: &[u8], body_parts: &[&[u8]]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&salt.to_le_bytes());
+    let mut h = crc32fast::Hasher::new_with_initial(salt_crc(salt));
     h.update(len_and_kind);
     for p in body_parts {
         h.update(p);
     }
+    h.finalize()
+}
+
+/// CRC32 of the salt's four bytes: the state a record's CRC continues from. Hot readers
+/// compute it once per session and call [`read_record_from_state`].
+#[inline]
+pub fn salt_crc(salt: u32) -> u32 {
+    crc32fast::hash(&salt.to_le_bytes())
+}
+
+/// CRC of a record whose bytes after the CRC field are contiguous: one pass.
+#[inline]
+fn contiguous_crc(salt: u32, after_crc_field: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(salt_crc(salt));
+    h.update(after_crc_field);
     h.finalize()
 }
 
@@ -113,7 +127,8 @@ pub fn end_record(out: &mut [u8], start: usize, salt: u32) {
 }
 
 /// Encodes the 23-byte header of a frame record whose payload is written separately.
-pub fn frame_header(salt: u32, stream: u16, seq: u32, ts: i64, payload: &[u8]) -> [u8; FRAME_OVERHEAD] {
+/// `salt_state` is [`salt_crc`] of the session's salt (computed once per session).
+pub fn frame_header(salt_state: u32, stream: u16, seq: u32, ts: i64, payload: &[u8]) -> [u8; FRAME_OVERHEAD] {
     let mut h = [0u8; FRAME_OVERHEAD];
     let body_len = (FRAME_FIXED_LEN + payload.len()) as u32;
     h[4..8].copy_from_slice(&body_len.to_le_bytes());
@@ -121,9 +136,32 @@ pub fn frame_header(salt: u32, stream: u16, seq: u32, ts: i64, payload: &[u8]) -
     h[9..17].copy_from_slice(&ts.to_le_bytes());
     h[17..19].copy_from_slice(&stream.to_le_bytes());
     h[19..23].copy_from_slice(&seq.to_le_bytes());
-    let crc = record_crc(salt, &h[4..], &[payload]);
-    h[0..4].copy_from_slice(&crc.to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new_with_initial(salt_state);
+    hasher.update(&h[4..]);
+    hasher.update(payload);
+    h[0..4].copy_from_slice(&hasher.finalize().to_le_bytes());
     h
+}
+
+/// Encodes a frame header with a zero CRC field; write the payload after it, then
+/// [`seal_record`] the whole record in one pass.
+#[inline]
+pub fn frame_header_unsealed(stream: u16, seq: u32, ts: i64, payload_len: usize) -> [u8; FRAME_OVERHEAD] {
+    let mut h = [0u8; FRAME_OVERHEAD];
+    h[4..8].copy_from_slice(&((FRAME_FIXED_LEN + payload_len) as u32).to_le_bytes());
+    h[8] = Kind::Frame as u8;
+    h[9..17].copy_from_slice(&ts.to_le_bytes());
+    h[17..19].copy_from_slice(&stream.to_le_bytes());
+    h[19..23].copy_from_slice(&seq.to_le_bytes());
+    h
+}
+
+/// Fills in the CRC of a complete record held in `record` (header and body).
+#[inline]
+pub fn seal_record(record: &mut [u8], salt_state: u32) {
+    let mut hasher = crc32fast::Hasher::new_with_initial(salt_state);
+    hasher.update(&record[4..]);
+    record[0..4].copy_from_slice(&hasher.finalize().to_le_bytes());
 }
 
 /// A record located in a byte slice, framing and CRC checked.
@@ -173,13 +211,30 @@ pub fn read_record(file: &[u8], offset: u64, salt: Option<u32>) -> Result<Record
     let body = &file[start + RECORD_HEADER_LEN..start + RECORD_HEADER_LEN + body_len as usize];
     if let Some(salt) = salt {
         let stored = le_u32(head, 0);
-        let computed = record_crc(salt, &head[4..], &[body]);
+        let computed = contiguous_crc(salt, &file[start + 4..start + RECORD_HEADER_LEN + body_len as usize]);
         if stored != computed {
             let what = Kind::from_byte(kind_byte).map(Kind::name).unwrap_or("record");
             return Err(Error::CrcMismatch { what, offset, stored, computed });
         }
     }
     Ok(RecordRef { offset, kind_byte, body })
+}
+
+/// Like [`read_record`] with a salt, taking the salt's CRC state (see [`salt_crc`]) so that
+/// the check is one pass over the record's bytes.
+#[inline]
+pub fn read_record_from_state(file: &[u8], offset: u64, salt_state: u32) -> Result<RecordRef<'_>> {
+    let r = read_record(file, offset, None)?;
+    let start = offset as usize;
+    let stored = le_u32(file, start);
+    let mut h = crc32fast::Hasher::new_with_initial(salt_state);
+    h.update(&file[start + 4..start + RECORD_HEADER_LEN + r.body.len()]);
+    let computed = h.finalize();
+    if stored != computed {
+        let what = Kind::from_byte(r.kind_byte).map(Kind::name).unwrap_or("record");
+        return Err(Error::CrcMismatch { what, offset, stored, computed });
+    }
+    Ok(r)
 }
 
 /// Reads a record and checks that it has the expected kind.
@@ -889,11 +944,15 @@ mod tests {
     fn frame_header_matches_generic_framing() {
         let salt = 0xDEADBEEF;
         let payload = b"hello";
-        let h = frame_header(salt, 3, 7, -5, payload);
+        let h = frame_header(salt_crc(salt), 3, 7, -5, payload);
         let mut file = h.to_vec();
         file.extend_from_slice(payload);
         let r = read_record(&file, 0, Some(salt)).unwrap();
         assert_eq!(r.kind(), Some(Kind::Frame));
+        let mut sealed = frame_header_unsealed(3, 7, -5, payload.len()).to_vec();
+        sealed.extend_from_slice(payload);
+        seal_record(&mut sealed, salt_crc(salt));
+        assert_eq!(sealed, file, "one-pass sealing gives the same bytes");
         let (f, p) = decode_frame(r.body, 0).unwrap();
         assert_eq!(f, FrameFields { ts: -5, stream: 3, seq: 7 });
         assert_eq!(p, payload);
@@ -902,6 +961,14 @@ mod tests {
         assert!(matches!(read_record(&file, 0, Some(1)), Err(Error::CrcMismatch { .. })));
         // Zeroed bytes never parse as a record.
         assert!(read_record(&[0u8; 64], 0, Some(0)).is_err());
+    }
+
+    #[test]
+    fn crc_continues_from_the_salt() {
+        let mut whole = 0xABCD_1234u32.to_le_bytes().to_vec();
+        whole.extend_from_slice(b"record bytes after the crc field");
+        assert_eq!(crc32fast::hash(&whole), contiguous_crc(0xABCD_1234, &whole[4..]));
+        assert_eq!(record_crc(0xABCD_1234, &whole[4..10], &[&whole[10..]]), crc32fast::hash(&whole));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::file::FileInner;
 use crate::error::{Error, Result};
 use crate::format::codec::decode_value;
 use crate::format::index::IndexEntry;
-use crate::format::record::{decode_frame, read_record, Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
+use crate::format::record::{decode_frame, read_record_from_state, Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -15,7 +15,6 @@ pub struct Frame {
     pub(crate) file: Arc<FileInner>,
     pub(crate) offset: u64,
     pub(crate) ts: i64,
-    pub(crate) stream: Arc<str>,
     pub(crate) stream_id: u16,
     pub(crate) seq: u32,
     pub(crate) payload_start: usize,
@@ -27,7 +26,7 @@ impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Frame")
             .field("ts", &self.ts)
-            .field("stream", &self.stream)
+            .field("stream", &self.stream())
             .field("seq", &self.seq)
             .field("offset", &self.offset)
             .field("len", &self.payload_len)
@@ -44,15 +43,8 @@ impl PartialEq for Frame {
 impl Frame {
     /// Loads the frame an index entry points at, checking its CRC and that it is the frame the
     /// entry describes.
-    pub(crate) fn load(
-        file: &Arc<FileInner>,
-        session: usize,
-        salt: u32,
-        stream_id: u16,
-        stream: &Arc<str>,
-        e: IndexEntry,
-    ) -> Result<Frame> {
-        let r = read_record(file.bytes(), e.offset, Some(salt))?;
+    pub(crate) fn load(file: &Arc<FileInner>, session: usize, salt_state: u32, stream_id: u16, e: IndexEntry) -> Result<Frame> {
+        let r = read_record_from_state(file.bytes(), e.offset, salt_state)?;
         if r.kind() != Some(Kind::Frame) {
             return Err(Error::Malformed {
                 what: "frame",
@@ -72,7 +64,6 @@ impl Frame {
             file: file.clone(),
             offset: e.offset,
             ts: f.ts,
-            stream: stream.clone(),
             stream_id,
             seq: f.seq,
             payload_start: e.offset as usize + RECORD_HEADER_LEN + FRAME_FIXED_LEN,
@@ -88,7 +79,7 @@ impl Frame {
 
     /// Name of the frame's stream.
     pub fn stream(&self) -> &str {
-        &self.stream
+        self.file.sessions.get(self.session).and_then(|s| s.streams.get(usize::from(self.stream_id))).map_or("", |s| s.def.name.as_str())
     }
 
     /// Id of the frame's stream within its session.

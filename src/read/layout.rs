@@ -83,6 +83,8 @@ pub(crate) struct StreamLayout {
 pub(crate) struct SessionLayout {
     pub offset: u64,
     pub salt: u32,
+    /// CRC state of the salt, for one-pass record checks.
+    pub salt_state: u32,
     pub start: SessionStartBody,
     pub state: SessionState,
     pub end: Option<SessionEndBody>,
@@ -556,6 +558,7 @@ fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
     Ok(SessionLayout {
         offset: end.session_start,
         salt,
+        salt_state: crate::format::record::salt_crc(salt),
         state: SessionState::Finished,
         frames: end.frames,
         checkpoints: end.checkpoints,
@@ -610,6 +613,7 @@ pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionSta
     Ok(SessionLayout {
         offset: scan.offset,
         salt: scan.salt,
+        salt_state: crate::format::record::salt_crc(scan.salt),
         start: scan.start.clone(),
         state,
         end: None,

@@ -185,7 +185,7 @@ impl Replay {
 
     fn load_entry(&self, s: &StreamIndex, e: IndexEntry) -> Result<Frame> {
         let l = self.session.layout();
-        Frame::load(&self.session.file, self.session.index, l.salt, s.id, &s.name, e)
+        Frame::load(&self.session.file, self.session.index, l.salt_state, s.id, e)
     }
 
     /// Frame at position `i` in timestamp order. O(log n) for one stream; with several streams
@@ -359,8 +359,10 @@ impl MergeState {
         let mut pos = Vec::with_capacity(r.streams.len());
         for (si, s) in r.streams.iter().enumerate() {
             let c = start(r, s);
-            if let Some(e) = r.at(s, c) {
-                heap.push(Reverse((e.ts, e.offset, si)));
+            if r.streams.len() > 1 {
+                if let Some(e) = r.at(s, c) {
+                    heap.push(Reverse((e.ts, e.offset, si)));
+                }
             }
             pos.push(c);
         }
@@ -369,6 +371,12 @@ impl MergeState {
 
     #[inline]
     fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
+        if let ([s], [c]) = (r.streams.as_slice(), self.pos.as_mut_slice()) {
+            // One stream: a plain walk, no heap.
+            let e = r.at(s, *c)?;
+            *c = r.next(s, *c);
+            return Some((0, e));
+        }
         let Reverse((ts, offset, si)) = self.heap.pop()?;
         let s = &r.streams[si];
         self.pos[si] = r.next(s, self.pos[si]);
@@ -402,13 +410,15 @@ pub struct Frames {
 
 impl Iterator for Frames {
     type Item = Result<Frame>;
+    #[inline]
     fn next(&mut self) -> Option<Result<Frame>> {
-        if let (Some(end), Some(Reverse((ts, _, _)))) = (self.end, self.merge.heap.peek()) {
-            if *ts >= end {
-                return None;
-            }
-        }
         let (si, e) = self.merge.next_entry(&self.replay)?;
+        if self.end.is_some_and(|end| e.ts >= end) {
+            // Past the range: stay exhausted.
+            self.merge.heap.clear();
+            self.merge.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
+            return None;
+        }
         Some(self.replay.load_entry(&self.replay.streams[si], e))
     }
 }

@@ -5,7 +5,10 @@
 pub fn preview(bytes: &[u8], max: usize) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => {
-            let escaped: String = s.chars().flat_map(char::escape_default).collect();
+            let escaped: String = s
+                .chars()
+                .flat_map(|c| if c.is_control() || c == '\\' { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+                .collect();
             if escaped.chars().count() > max {
                 format!("{}…", escaped.chars().take(max).collect::<String>())
             } else {

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    encode_metadata, frame_header, put_checkpoint, put_record, session_salt, BlockHeader, CheckpointBody, CheckpointLog, Kind, RunRef,
-    SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    encode_metadata, frame_header, frame_header_unsealed, put_checkpoint, put_record, seal_record, session_salt, BlockHeader,
+    CheckpointBody, CheckpointLog, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -64,6 +64,7 @@ pub(crate) struct SessionCore {
     options: RecorderOptions,
     id: uuid::Uuid,
     salt: u32,
+    salt_state: u32,
     name: String,
     start_offset: u64,
     start_ns: i64,
@@ -121,6 +122,7 @@ impl SessionCore {
             options: recorder.options.clone(),
             id,
             salt,
+            salt_state: crate::format::record::salt_crc(salt),
             name: name.to_string(),
             start_offset,
             start_ns,
@@ -294,7 +296,6 @@ impl SessionCore {
         }
         let offset = self.buf_start + self.buf.len() as u64;
         let ts = ts.as_nanos();
-        let header = frame_header(self.salt, stream.0, seq, ts, data);
         s.pending.push(IndexEntry { ts, offset });
         s.pending_bytes += data.len() as u64;
         s.frames += 1;
@@ -304,8 +305,8 @@ impl SessionCore {
         let count = s.frames;
         self.frames_total += 1;
         self.frames_since_checkpoint += 1;
-        self.buf.extend_from_slice(&header);
         if data.len() >= DIRECT_WRITE_MIN {
+            self.buf.extend_from_slice(&frame_header(self.salt_state, stream.0, seq, ts, data));
             self.io(|w, st| {
                 w.flush_to(st)?;
                 st.write_at(w.buf_start, data)?;
@@ -313,7 +314,11 @@ impl SessionCore {
                 Ok(())
             })?;
         } else {
+            // Header and payload side by side in the buffer: one CRC pass over both.
+            let start = self.buf.len();
+            self.buf.extend_from_slice(&frame_header_unsealed(stream.0, seq, ts, data.len()));
             self.buf.extend_from_slice(data);
+            seal_record(&mut self.buf[start..], self.salt_state);
             if self.buf.len() >= self.options.buffer_bytes {
                 self.io(|w, st| w.flush_to(st))?;
             }
