@@ -122,7 +122,7 @@ pub fn queries(frames: u64, n: usize) -> Vec<i64> {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            T0 + (seed % (frames as u64 * PERIOD_NS as u64)) as i64
+            T0 + (seed % (frames * PERIOD_NS as u64)) as i64
         })
         .collect()
 }
@@ -154,14 +154,14 @@ pub fn closest_mcap(path: &Path, q: &[i64]) -> Vec<u64> {
         // The chunk whose start is the last at or before t, and the next one.
         let i = chunks.partition_point(|c| c.message_start_time <= t).saturating_sub(1);
         let mut best: Option<(u64, usize, mcap::records::MessageIndexEntry)> = None;
-        for ci in i..(i + 2).min(chunks.len()) {
-            let idx = summary.read_message_indexes(&m, &chunks[ci]).unwrap();
+        for (ci, chunk) in chunks.iter().enumerate().skip(i).take(2) {
+            let idx = summary.read_message_indexes(&m, chunk).unwrap();
             for entries in idx.values() {
                 let p = entries.partition_point(|e| e.log_time < t);
                 for e in [p.checked_sub(1), Some(p)].into_iter().flatten().filter_map(|k| entries.get(k)) {
                     let d = e.log_time.abs_diff(t);
                     if best.as_ref().is_none_or(|b| d < b.0) {
-                        best = Some((d, ci, e.clone()));
+                        best = Some((d, ci, *e));
                     }
                 }
             }
