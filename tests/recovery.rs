@@ -72,3 +72,29 @@ fn frames_after_the_last_checkpoint_are_salvaged() {
         assert_eq!(fr.unwrap().data(), &[i as u8; 3000][..]);
     }
 }
+
+#[test]
+fn a_reader_sees_the_live_writer_up_to_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.rec");
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(0).checkpoint_every(std::time::Duration::ZERO).buffer_bytes(4096).create(&path).unwrap();
+    let mut s = rec.start_session("live").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    for i in 0..30 {
+        s.write(a, ts(i), &[i as u8; 500]).unwrap();
+    }
+    s.checkpoint().unwrap();
+    for i in 30..60 {
+        s.write(a, ts(i), &[i as u8; 500]).unwrap(); // reaches the OS (4 KiB buffer), not checkpointed
+    }
+    let f = RecFile::open(&path).unwrap();
+    assert!(f.is_live());
+    let sess = f.last_session().unwrap();
+    assert_eq!(sess.state(), SessionState::Recording);
+    assert_eq!(sess.stream("a").unwrap().len(), 30, "a consistent prefix: up to the last checkpoint");
+    assert!(matches!(recover(&path), Err(recfile::Error::Locked { .. })), "recovery never runs under a live writer");
+    s.finish().unwrap();
+    drop(rec);
+    let f = RecFile::open(&path).unwrap();
+    assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 60);
+}
