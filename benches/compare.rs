@@ -25,8 +25,12 @@ fn writes(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    g.bench_function("recfile_default", |b| b.iter_custom(|n| (0..n).map(|_| write_rec(&d.join("w.rec"), N, &payload, Durability::default())).sum()));
-    g.bench_function("recfile_every_checkpoint", |b| b.iter_custom(|n| (0..n).map(|_| write_rec(&d.join("w2.rec"), N, &payload, Durability::EveryCheckpoint)).sum()));
+    g.bench_function("recfile_default", |b| {
+        b.iter_custom(|n| (0..n).map(|_| write_rec(&d.join("w.rec"), N, &payload, Durability::default())).sum())
+    });
+    g.bench_function("recfile_every_checkpoint", |b| {
+        b.iter_custom(|n| (0..n).map(|_| write_rec(&d.join("w2.rec"), N, &payload, Durability::EveryCheckpoint)).sum())
+    });
     g.bench_function("mcap_chunked", |b| b.iter_custom(|n| (0..n).map(|_| write_mcap(&d.join("w.mcap"), N, &payload)).sum()));
     g.bench_function("raw_limit", |b| b.iter_custom(|n| (0..n).map(|_| write_raw(&d.join("w.raw"), N, &payload)).sum()));
     g.finish();
@@ -63,7 +67,13 @@ fn lookups(c: &mut Criterion) {
         })
     });
     g.sample_size(10);
-    g.bench_function("mcap_best_index_path", |b| b.iter_custom(|iters| (0..iters).map(|k| Duration::from_nanos(closest_mcap(&d.join("l.mcap"), &q[(k as usize % 4000)..(k as usize % 4000) + 1])[0])).sum()));
+    g.bench_function("mcap_best_index_path", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|k| Duration::from_nanos(closest_mcap(&d.join("l.mcap"), &q[(k as usize % 4000)..(k as usize % 4000) + 1])[0]))
+                .sum()
+        })
+    });
     g.finish();
     let _ = std::fs::remove_dir_all(&d);
 }

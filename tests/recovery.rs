@@ -77,7 +77,12 @@ fn frames_after_the_last_checkpoint_are_salvaged() {
 fn a_reader_sees_the_live_writer_up_to_its_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.rec");
-    let mut rec = RecorderOptions::new().checkpoint_every_frames(0).checkpoint_every(std::time::Duration::ZERO).buffer_bytes(4096).create(&path).unwrap();
+    let mut rec = RecorderOptions::new()
+        .checkpoint_every_frames(0)
+        .checkpoint_every(std::time::Duration::ZERO)
+        .buffer_bytes(4096)
+        .create(&path)
+        .unwrap();
     let mut s = rec.start_session("live").unwrap();
     let a = s.add_stream("a", "raw").unwrap();
     for i in 0..30 {

@@ -55,34 +55,54 @@ enum Command {
     )]
     Record(record::Args),
     /// Show the sessions and streams of a file.
+    #[command(after_help = "Examples:\n  rec info drive.rec\n  rec info drive.rec --json | jq .sessions[0].streams")]
     Info(info::Args),
     /// Print frames in timestamp order, merged across streams.
+    #[command(
+        after_help = "Examples:\n  rec cat drive.rec --stream odom --json | head\n  rec cat drive.rec --session 0 --seek 10 --duration 5\n  rec cat drive.rec --stream lidar --loop 3 --json > laps.jsonl"
+    )]
     Cat(cat::Args),
     /// Play frames as `cat --json` lines at their original timing (space pauses, arrows seek, +/- speed).
+    #[command(
+        after_help = "Examples:\n  rec play drive.rec --speed 2 | my-perception-node\n  rec play drive.rec --stream lidar --stream odom --seek 30 --loop --late drop"
+    )]
     Play(play::Args),
     /// Find one frame by time: closest, latest before, or earliest after.
+    #[command(
+        after_help = "Examples:\n  rec find drive.rec --stream lidar --at 1704067200.25 --json\n  rec find drive.rec --stream odom --seek 12.5 --tolerance 0.05\n  rec find drive.rec --stream map --at-ns 1704067200250000000 --mode before"
+    )]
     Find(find::Args),
     /// Record a few seconds of synthetic robot data (lidar, camera, odometry) and show it.
+    #[command(after_help = "Example:\n  rec demo demo.rec && rec cat demo.rec --stream odom --json | head -3")]
     Demo {
         /// File to create.
         file: PathBuf,
     },
     /// List sessions with their action and checkpoint counts.
+    #[command(after_help = "Examples:\n  rec sessions agent.rec\n  rec sessions agent.rec --json")]
     Sessions(sessions::SessionsArgs),
     /// List the actions of a session.
+    #[command(after_help = "Examples:\n  rec actions agent.rec --session 0\n  rec actions agent.rec --json | jq .kind")]
     Actions(sessions::ActionsArgs),
     /// Compare the actions of two sessions (exit 0 identical, 1 different).
     Diff(diff::Args),
     /// Convert between MCAP and .rec (the direction follows the input).
     Convert(convert::Args),
     /// Print a shell completion script (bash, zsh or fish).
+    #[command(
+        after_help = "Examples:\n  rec completions bash > ~/.local/share/bash-completion/completions/rec\n  rec completions zsh > ~/.zfunc/_rec"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
     /// Repair an interrupted recording in place.
+    #[command(
+        after_help = "Exit codes: 0 nothing was lost, 3 a torn tail was dropped, 1 the file cannot be recovered.\n\nExamples:\n  rec recover drive.rec\n  rec recover drive.rec --json"
+    )]
     Recover(recover::Args),
     /// Check every CRC, index and structure of a file.
+    #[command(after_help = "Exit code 1 when any problem is found.\n\nExamples:\n  rec verify drive.rec\n  rec verify drive.rec --json")]
     Verify(verify::Args),
 }
 

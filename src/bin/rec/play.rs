@@ -100,8 +100,25 @@ pub fn run(a: Args) -> CliResult {
     } else {
         None
     };
+    let status = std::io::stderr().is_terminal();
+    let mut ticks = 0u32;
     while !handle.is_finished() && !broken.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
+        ticks += 1;
+        if status && ticks % 5 == 0 {
+            // One status line: position, lap, speed, lateness.
+            let pos = handle
+                .position()
+                .zip(start)
+                .map(|((p, lap), s)| format!("{:>9.3} s lap {lap}", (p - s).as_secs_f64()))
+                .unwrap_or_else(|| "        -".into());
+            let st = handle.stats();
+            let state = if handle.is_paused() { "paused" } else { "playing" };
+            eprint!("\r\x1b[2K{state} {pos}  speed {:.2}x  frames {}  late p99 {:?}", handle.speed(), st.delivered, st.lateness_p99);
+        }
+    }
+    if status {
+        eprint!("\r\x1b[2K");
     }
     handle.stop();
     let st = handle.stats();
