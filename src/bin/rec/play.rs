@@ -105,7 +105,7 @@ pub fn run(a: Args) -> CliResult {
     while !handle.is_finished() && !broken.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
         ticks += 1;
-        if status && ticks % 5 == 0 {
+        if status && ticks.is_multiple_of(5) {
             // One status line: position, lap, speed, lateness.
             let pos = handle
                 .position()
