@@ -273,16 +273,7 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         .iter()
         .enumerate()
         .map(|(id, s)| {
-            let runs = runs_of(&log, id as u16);
-            StreamSummary {
-                id: id as u16,
-                def_offset: s.def_offset,
-                frames: s.frames,
-                payload_bytes: s.payload_bytes,
-                first_ts: if s.frames == 0 { 0 } else { s.first_ts },
-                last_ts: if s.frames == 0 { 0 } else { s.last_ts },
-                runs,
-            }
+            StreamSummary::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts, runs_of(&log, id as u16))
         })
         .collect();
     let fields = EndFields {

@@ -64,6 +64,14 @@ pub struct Recorder {
     pub(crate) file_id: uuid::Uuid,
 }
 
+/// Opens (creating when missing) a file for writing and takes its exclusive lock.
+fn open_locked(path: &Path) -> Result<File> {
+    let file =
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::from(e).with_path(path))?;
+    lock_exclusive(&file, path)?;
+    Ok(file)
+}
+
 fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
     match file.try_lock() {
         Ok(()) => Ok(()),
@@ -86,14 +94,7 @@ impl Recorder {
     }
 
     pub(crate) fn create_with(path: &Path, options: RecorderOptions) -> Result<Recorder> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::from(e).with_path(path))?;
-        lock_exclusive(&file, path)?;
+        let file = open_locked(path)?;
         let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
         if len > 0 {
             return Err(Error::AlreadyExists { path: path.to_path_buf() });
@@ -105,14 +106,7 @@ impl Recorder {
     }
 
     pub(crate) fn open_append_with(path: &Path, options: RecorderOptions) -> Result<Recorder> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::from(e).with_path(path))?;
-        lock_exclusive(&file, path)?;
+        let file = open_locked(path)?;
         let storage: Box<dyn Storage> = Box::new(FileStorage::new(file));
         let mut r = if storage.is_empty().map_err(|e| Error::from(e).with_path(path))? {
             let r = Recorder::init_storage(storage, options)?;

@@ -461,14 +461,8 @@ impl SessionCore {
             .streams
             .iter()
             .enumerate()
-            .map(|(id, s)| StreamSummary {
-                id: id as u16,
-                def_offset: s.def_offset,
-                frames: s.frames,
-                payload_bytes: s.payload_bytes,
-                first_ts: if s.frames == 0 { 0 } else { s.first_ts },
-                last_ts: if s.frames == 0 { 0 } else { s.last_ts },
-                runs: runs_of(&self.log, id as u16),
+            .map(|(id, s)| {
+                StreamSummary::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts, runs_of(&self.log, id as u16))
             })
             .collect();
         let end_ns = Timestamp::now().as_nanos();

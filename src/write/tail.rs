@@ -25,6 +25,14 @@ pub(crate) struct StreamSummary {
     pub runs: Vec<RunInfo>,
 }
 
+impl StreamSummary {
+    /// A stream's summary; the timestamps are stored as 0 when the stream has no frames.
+    pub fn new(id: u16, def_offset: u64, frames: u64, payload_bytes: u64, first_ts: i64, last_ts: i64, runs: Vec<RunInfo>) -> Self {
+        let (first_ts, last_ts) = if frames == 0 { (0, 0) } else { (first_ts, last_ts) };
+        StreamSummary { id, def_offset, frames, payload_bytes, first_ts, last_ts, runs }
+    }
+}
+
 /// Runs shorter than this on average are copied into one run, so that a stream with few frames
 /// per checkpoint does not get a long run directory.
 const MIN_AVERAGE_RUN: u64 = 64;
