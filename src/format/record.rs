@@ -493,6 +493,27 @@ pub struct CheckpointBody {
 /// Fixed part of a checkpoint body.
 pub const CHECKPOINT_FIXED_LEN: usize = 64;
 
+/// The most bytes a checkpoint record with these counts takes (header, body, alignment padding).
+pub fn checkpoint_record_len(
+    control: usize,
+    jumps: usize,
+    summary_control: usize,
+    summary_blocks: usize,
+    state: usize,
+    blocks: usize,
+    entries: usize,
+) -> usize {
+    RECORD_HEADER_LEN
+        + CHECKPOINT_FIXED_LEN
+        + 8 * (control + jumps)
+        + 16 * summary_control
+        + SUMMARY_BLOCK_LEN * summary_blocks
+        + state
+        + BLOCK_HEADER_LEN * blocks
+        + 7
+        + ENTRY_LEN * entries
+}
+
 fn put_block(out: &mut Vec<u8>, b: &BlockHeader) {
     out.extend_from_slice(&b.stream.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
@@ -683,6 +704,18 @@ impl CheckpointLog {
         let hi = self.blocks.partition_point(|b| b.checkpoint < n);
         let control = self.control.iter().filter(|(c, _)| *c > m && *c < n).copied().collect();
         Some((jumps, control, self.blocks[lo..hi.max(lo)].to_vec()))
+    }
+
+    /// Drops the offsets that no later checkpoint's jumps can need: after checkpoint `n`, the
+    /// jumps of `n + 1` and later use only `n` and `n`'s own jump chain.
+    pub fn forget_offsets_before(&mut self, n: u32) {
+        let mut keep = vec![n];
+        let mut k = n - lowbit(n);
+        while k > 0 {
+            keep.push(k);
+            k -= lowbit(k);
+        }
+        self.offsets.retain(|c, _| keep.contains(c));
     }
 
     /// Records checkpoint `n`, written at `offset` with these blocks and control offsets.
@@ -1019,6 +1052,8 @@ mod tests {
             let want: Vec<u32> = (n - lowbit(n) + 1..n).collect();
             assert_eq!(covered, want, "summary of {n}");
             log.record(n, u64::from(n) * 100, &[b(0)], &[u64::from(n)]);
+            log.forget_offsets_before(n);
+            assert!(log.offsets.len() <= 4, "only the jump chain is kept");
         }
     }
 

@@ -390,14 +390,29 @@ impl SessionCore {
                 entries_offset: 0,
             });
         }
+        let number = self.checkpoints + 1;
+        let (jumps, summary_control, summary_blocks) =
+            self.log.parts_for(number).ok_or_else(|| Error::Closed("checkpoint log lost an offset".into()))?;
+        // A large checkpoint (a long Fenwick summary) must not make the buffer reallocate:
+        // hand what is buffered to the OS first.
+        let entry_count: usize = self.streams.iter().map(|s| s.pending.len()).sum();
+        let record_len = crate::format::record::checkpoint_record_len(
+            self.control.len(),
+            jumps.len(),
+            summary_control.len(),
+            summary_blocks.len(),
+            state.len(),
+            blocks.len(),
+            entry_count,
+        );
+        if self.buf.len() + record_len > self.buf.capacity() {
+            self.io(|w, st| w.flush_to(st))?;
+        }
         for s in &self.streams {
             if !s.pending.is_empty() {
                 entries.push(&s.pending);
             }
         }
-        let number = self.checkpoints + 1;
-        let (jumps, summary_control, summary_blocks) =
-            self.log.parts_for(number).ok_or_else(|| Error::Closed("checkpoint log lost an offset".into()))?;
         let body = CheckpointBody {
             number,
             prev_checkpoint: self.last_checkpoint,
@@ -413,6 +428,7 @@ impl SessionCore {
         };
         let placed = put_checkpoint(&mut self.buf, self.salt, offset, &body, &entries);
         self.log.record(number, offset, &placed, &body.control);
+        self.log.forget_offsets_before(number);
         let sync_due = match self.options.durability {
             Durability::EveryCheckpoint | Durability::EveryFrame => true,
             Durability::Interval(d) => self.last_sync.elapsed() >= d,
