@@ -78,6 +78,7 @@ impl Digest {
 struct Walker<'a> {
     file: &'a [u8],
     report: VerifyReport,
+    progress: &'a mut dyn FnMut(u64, u64),
 }
 
 /// What the linear walk found of one session.
@@ -137,6 +138,9 @@ impl Walker<'_> {
                 match read_record(self.file, at, Some(salt)) {
                     Ok(r) => {
                         self.report.records += 1;
+                        if self.report.records.is_multiple_of(65_536) {
+                            (self.progress)(at, self.file.len() as u64);
+                        }
                         if r.kind() == Some(Kind::SessionStart) && at != w.start {
                             // A new session without an end for this one.
                             sessions.push(w);
@@ -236,9 +240,14 @@ impl RecFile {
     /// and the frames the records hold, the commit slots, and the structure of each session.
     /// Reads every byte: O(file).
     pub fn verify(&self) -> VerifyReport {
+        self.verify_with_progress(|_, _| {})
+    }
+
+    /// [`RecFile::verify`], calling `progress(bytes_checked, file_size)` now and then.
+    pub fn verify_with_progress(&self, mut progress: impl FnMut(u64, u64)) -> VerifyReport {
         let inner = &self.inner;
         let file = inner.bytes();
-        let mut w = Walker { file, report: VerifyReport::default() };
+        let mut w = Walker { file, report: VerifyReport::default(), progress: &mut progress };
         for (name, err) in ["A", "B"].iter().zip(&inner.slots.errors) {
             if let Some(e) = err {
                 w.problem(

@@ -169,3 +169,20 @@ fn dropping_a_writer_finishes_the_session() {
     assert_eq!(f.last_session().unwrap().state(), SessionState::Finished);
     assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 1);
 }
+
+#[test]
+fn verify_reports_progress_on_large_files() {
+    let mut rec = Recorder::init_storage(Box::new(recfile::storage::MemStorage::default()), RecorderOptions::new()).unwrap();
+    let mut s = rec.start_session("big").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    for i in 0..140_000 {
+        s.write(a, ts(i), b"x").unwrap();
+    }
+    s.finish().unwrap();
+    let f = RecFile::from_bytes(rec.into_storage().unwrap().read_all().unwrap()).unwrap();
+    let mut calls = Vec::new();
+    let report = f.verify_with_progress(|done, total| calls.push((done, total)));
+    assert!(report.ok());
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0) && calls.iter().all(|&(d, t)| d <= t && t == f.size_bytes()));
+}

@@ -22,6 +22,18 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// A bar over `total` bytes.
+    pub fn bytes(label: &str, total: u64) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(&format!("{label} [{{bar:30}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}) {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Progress { bar: Some(bar) }
+    }
+
     /// A progress that shows nothing.
     pub fn hidden() -> Self {
         Progress { bar: None }

@@ -14,7 +14,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let r = recfile::recover(&a.file)?;
+    let bar = crate::progress::Progress::new("recovering", "");
+    let r = recfile::recover(&a.file);
+    bar.finish();
+    let r = r?;
     if a.json {
         println!("{}", serde_json::to_string(&r).unwrap_or_default());
     } else if !r.was_interrupted && r.bytes_dropped == 0 {

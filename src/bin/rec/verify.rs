@@ -15,7 +15,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> CliResult {
     let f = recfile::RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
-    let report = f.verify();
+    let bar = crate::progress::Progress::bytes("verifying", f.size_bytes());
+    let report = f.verify_with_progress(|done, _| bar.set(done));
+    bar.finish();
     if a.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
