@@ -199,11 +199,11 @@ impl Replay {
             let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
             return self.load_entry(s, e);
         }
-        let mut m = Merge::new(self, 0);
+        let mut m = MergeState::new(self, |_, _| (0, 0));
         for _ in 0..i {
-            m.next_entry();
+            m.next_entry(self);
         }
-        let (si, e) = m.next_entry().ok_or(Error::IndexOutOfRange { index: i, len })?;
+        let (si, e) = m.next_entry(self).ok_or(Error::IndexOutOfRange { index: i, len })?;
         self.load_entry(&self.streams[si], e)
     }
 
@@ -384,20 +384,6 @@ impl MergeState {
             self.heap.push(Reverse((e.ts, e.offset, si)));
         }
         Some((si, IndexEntry { ts, offset }))
-    }
-}
-
-struct Merge<'a> {
-    r: &'a Replay,
-    st: MergeState,
-}
-
-impl<'a> Merge<'a> {
-    fn new(r: &'a Replay, _from: u64) -> Self {
-        Merge { r, st: MergeState::new(r, |_, _| (0, 0)) }
-    }
-    fn next_entry(&mut self) -> Option<(usize, IndexEntry)> {
-        self.st.next_entry(self.r)
     }
 }
 
