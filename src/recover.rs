@@ -14,8 +14,7 @@ use crate::format::index::IndexEntry;
 use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind};
 use crate::read::layout::{checkpoint_candidates, discover, discover_by_scan, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage, View};
-use crate::write::runs_of;
-use crate::write::tail::{write_index_and_end, EndFields, StreamSummary};
+use crate::write::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
 use std::fs::{OpenOptions, TryLockError};
 use std::path::Path;
 
@@ -247,7 +246,11 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         }
         let number = checkpoints + 1;
         // The jump chain of n + 1 only uses checkpoint n and n's own jumps, all known here.
-        let (jumps, summary_control, summary_blocks) = log.parts_for(number).unwrap_or_default();
+        let (jumps, summary_control, summary_blocks) = log.parts_for(number).ok_or_else(|| Error::Malformed {
+            what: "checkpoint",
+            offset: scan.last_checkpoint,
+            reason: "an offset of the checkpoint chain is unknown".into(),
+        })?;
         let body = CheckpointBody {
             number,
             prev_checkpoint: scan.last_checkpoint,
@@ -268,14 +271,22 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         pos += out.len() as u64;
         checkpoints += 1;
     }
-    let summaries: Vec<StreamSummary> = scan
+    let summaries: Vec<StreamStats> = scan
         .streams
         .iter()
         .enumerate()
-        .map(|(id, s)| {
-            StreamSummary::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts, runs_of(&log, id as u16))
-        })
+        .map(|(id, s)| StreamStats::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts))
         .collect();
+    // The records that hold every block: the last checkpoint and its jumps, ascending.
+    let mut chain =
+        decomposition(checkpoints).into_iter().map(|k| log.offsets.get(&k).map(|&o| (k, o))).collect::<Option<Vec<_>>>().ok_or_else(
+            || Error::Malformed {
+                what: "checkpoint",
+                offset: scan.last_checkpoint,
+                reason: "an offset of the checkpoint chain is unknown".into(),
+            },
+        )?;
+    chain.reverse();
     let fields = EndFields {
         session_start: scan.offset,
         end_ns: scan.last_wall_ns,
@@ -284,6 +295,6 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
         recovered: true,
         metadata: &scan.metadata,
     };
-    let written = write_index_and_end(storage, pos, scan.salt, &summaries, &fields)?;
+    let written = write_index_and_end(storage, &mut Vec::new(), pos, scan.salt, &summaries, &chain, &fields)?;
     Ok(((written.end_offset, written.new_len), checkpoints))
 }

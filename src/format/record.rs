@@ -525,54 +525,107 @@ fn put_block(out: &mut Vec<u8>, b: &BlockHeader) {
 }
 
 fn read_block(r: &mut ByteReader<'_>) -> Result<BlockHeader> {
-    let stream = r.u16()?;
-    let _ = r.u16()?;
-    Ok(BlockHeader { stream, count: r.u32()?, first_ts: r.i64()?, last_ts: r.i64()?, payload_bytes: r.u64()?, entries_offset: r.u64()? })
+    Ok(decode_block(r.take(BLOCK_HEADER_LEN)?))
 }
 
-/// Encodes a checkpoint record for a record that will start at file offset `record_offset`.
-/// `entries[i]` are block i's entries, already sorted. The `entries_offset` fields of
-/// `body.blocks` are computed here and returned.
-pub fn put_checkpoint(
+/// The counts and small fields of a checkpoint record, for encoding it in pieces (the summary
+/// may be streamed from earlier records instead of held in memory).
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointHead<'a> {
+    /// Number within the session.
+    pub number: u32,
+    /// Offset of the previous checkpoint record, 0 when first.
+    pub prev_checkpoint: u64,
+    /// Wall time when written.
+    pub wall_ns: i64,
+    /// Frames written in the session up to this checkpoint.
+    pub frames_total: u64,
+    /// Offset of the first record of the interval.
+    pub interval_start: u64,
+    /// Control offsets of the interval.
+    pub control: &'a [u64],
+    /// Jump offsets.
+    pub jumps: &'a [u64],
+    /// Number of summary control entries that will follow.
+    pub summary_control_count: u32,
+    /// Number of summary blocks that will follow.
+    pub summary_block_count: u32,
+    /// Length of the state.
+    pub state_len: u32,
+    /// Number of own blocks.
+    pub block_count: u32,
+}
+
+/// Starts a checkpoint record: record header, fixed part, control offsets and jumps. Follow
+/// with exactly `summary_control_count` [`put_summary_control`], `summary_block_count`
+/// [`put_summary_block`], then [`put_checkpoint_tail`] and [`end_record`].
+pub fn begin_checkpoint(out: &mut Vec<u8>, head: &CheckpointHead<'_>) -> usize {
+    let start = begin_record(out, Kind::Checkpoint);
+    out.extend_from_slice(&head.number.to_le_bytes());
+    out.extend_from_slice(&head.block_count.to_le_bytes());
+    out.extend_from_slice(&head.prev_checkpoint.to_le_bytes());
+    out.extend_from_slice(&head.wall_ns.to_le_bytes());
+    out.extend_from_slice(&head.frames_total.to_le_bytes());
+    out.extend_from_slice(&head.interval_start.to_le_bytes());
+    out.extend_from_slice(&(head.control.len() as u32).to_le_bytes());
+    out.extend_from_slice(&head.state_len.to_le_bytes());
+    out.extend_from_slice(&(head.jumps.len() as u32).to_le_bytes());
+    out.extend_from_slice(&head.summary_control_count.to_le_bytes());
+    out.extend_from_slice(&head.summary_block_count.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for c in head.control.iter().chain(head.jumps) {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    start
+}
+
+/// Appends one summary control entry.
+pub fn put_summary_control(out: &mut Vec<u8>, checkpoint: u32, offset: u64) {
+    out.extend_from_slice(&checkpoint.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+}
+
+/// Appends one summary block.
+pub fn put_summary_block(out: &mut Vec<u8>, sb: &SummaryBlock) {
+    out.extend_from_slice(&sb.checkpoint.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    put_block(out, &sb.block);
+}
+
+/// Decodes a 48-byte summary block the caller has bounds-checked.
+pub fn decode_summary_block(b: &[u8]) -> SummaryBlock {
+    SummaryBlock { checkpoint: le_u32(b, 0), block: decode_block(&b[8..]) }
+}
+
+/// Decodes a 40-byte block the caller has bounds-checked.
+pub fn decode_block(b: &[u8]) -> BlockHeader {
+    BlockHeader {
+        stream: le_u16(b, 0),
+        count: le_u32(b, 4),
+        first_ts: le_i64(b, 8),
+        last_ts: le_i64(b, 16),
+        payload_bytes: le_u64(b, 24),
+        entries_offset: le_u64(b, 32),
+    }
+}
+
+/// Ends a checkpoint record begun at `start` of `out` (which starts at file offset
+/// `record_offset`): state, block table, padding and entry arrays. Returns the blocks with
+/// their entry offsets. Call [`end_record`] after it.
+pub fn put_checkpoint_tail(
     out: &mut Vec<u8>,
-    salt: u32,
+    start: usize,
     record_offset: u64,
-    body: &CheckpointBody,
+    state: &[u8],
+    blocks: &[BlockHeader],
     entries: &[&[IndexEntry]],
 ) -> Vec<BlockHeader> {
-    let mut placed = Vec::with_capacity(body.blocks.len());
-    let start = begin_record(out, Kind::Checkpoint);
-    // Absolute file offset of the next byte appended to `out`.
-    let abs = |out: &Vec<u8>| record_offset + (out.len() - start) as u64;
-    out.extend_from_slice(&body.number.to_le_bytes());
-    out.extend_from_slice(&(body.blocks.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body.prev_checkpoint.to_le_bytes());
-    out.extend_from_slice(&body.wall_ns.to_le_bytes());
-    out.extend_from_slice(&body.frames_total.to_le_bytes());
-    out.extend_from_slice(&body.interval_start.to_le_bytes());
-    out.extend_from_slice(&(body.control.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(body.state.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(body.jumps.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(body.summary_control.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(body.summary_blocks.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    for c in body.control.iter().chain(&body.jumps) {
-        out.extend_from_slice(&c.to_le_bytes());
-    }
-    for (n, c) in &body.summary_control {
-        out.extend_from_slice(&n.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&c.to_le_bytes());
-    }
-    for sb in &body.summary_blocks {
-        out.extend_from_slice(&sb.checkpoint.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        put_block(out, &sb.block);
-    }
-    out.extend_from_slice(&body.state);
-    let table_end = abs(out) + (body.blocks.len() * BLOCK_HEADER_LEN) as u64;
+    let mut placed = Vec::with_capacity(blocks.len());
+    out.extend_from_slice(state);
+    let table_end = record_offset + (out.len() - start) as u64 + (blocks.len() * BLOCK_HEADER_LEN) as u64;
     let mut entries_at = table_end.next_multiple_of(8);
-    for (b, e) in body.blocks.iter().zip(entries) {
+    for (b, e) in blocks.iter().zip(entries) {
         let b = BlockHeader { entries_offset: entries_at, ..*b };
         put_block(out, &b);
         placed.push(b);
@@ -585,6 +638,40 @@ pub fn put_checkpoint(
             out.extend_from_slice(&entry.encode());
         }
     }
+    placed
+}
+
+/// Encodes a checkpoint record for a record that will start at file offset `record_offset`.
+/// `entries[i]` are block i's entries, already sorted. The `entries_offset` fields of
+/// `body.blocks` are computed here and returned.
+pub fn put_checkpoint(
+    out: &mut Vec<u8>,
+    salt: u32,
+    record_offset: u64,
+    body: &CheckpointBody,
+    entries: &[&[IndexEntry]],
+) -> Vec<BlockHeader> {
+    let head = CheckpointHead {
+        number: body.number,
+        prev_checkpoint: body.prev_checkpoint,
+        wall_ns: body.wall_ns,
+        frames_total: body.frames_total,
+        interval_start: body.interval_start,
+        control: &body.control,
+        jumps: &body.jumps,
+        summary_control_count: body.summary_control.len() as u32,
+        summary_block_count: body.summary_blocks.len() as u32,
+        state_len: body.state.len() as u32,
+        block_count: body.blocks.len() as u32,
+    };
+    let start = begin_checkpoint(out, &head);
+    for &(n, c) in &body.summary_control {
+        put_summary_control(out, n, c);
+    }
+    for sb in &body.summary_blocks {
+        put_summary_block(out, sb);
+    }
+    let placed = put_checkpoint_tail(out, start, record_offset, &body.state, &body.blocks, entries);
     end_record(out, start, salt);
     placed
 }
@@ -874,36 +961,58 @@ pub struct IndexStreamInput<'a> {
     pub runs: IndexRuns<'a>,
 }
 
-/// Encodes an Index record for a record that will start at file offset `record_offset`.
-pub fn put_index(out: &mut Vec<u8>, salt: u32, record_offset: u64, streams: &[IndexStreamInput<'_>]) {
+/// Starts an Index record that will begin at file offset `record_offset`: record header and
+/// stream table. Each stream's `run_count` must be set; its `runs_offset` is computed here. Follow
+/// with every stream's run directory in stream order ([`RunRef::encode`]), then
+/// [`pad_to_entries`], the inline entry arrays, and [`end_record`]. Returns the record start in
+/// `out` and the absolute offset where inline entries begin.
+pub fn begin_index(out: &mut Vec<u8>, record_offset: u64, streams: &mut [IndexStream]) -> (usize, u64) {
     let start = begin_record(out, Kind::Index);
     let body_at = record_offset + RECORD_HEADER_LEN as u64;
-    let run_count = |s: &IndexStreamInput<'_>| match s.runs {
-        IndexRuns::Refs(r) => r.len() as u64,
-        IndexRuns::Inline(e) => u64::from(!e.is_empty()),
-    };
     let mut dir_at = body_at + 8 + (streams.len() * INDEX_STREAM_LEN) as u64;
-    let dirs_end = dir_at + streams.iter().map(|s| run_count(s) * RUN_LEN as u64).sum::<u64>();
-    let mut inline_at = dirs_end.next_multiple_of(8);
+    for s in streams.iter_mut() {
+        s.runs_offset = dir_at;
+        dir_at += s.run_count * RUN_LEN as u64;
+    }
     out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
-    for s in streams {
-        let stats = IndexStream { run_count: run_count(s), runs_offset: dir_at, ..s.stats };
-        out.extend_from_slice(&stats.encode());
-        dir_at += stats.run_count * RUN_LEN as u64;
+    for s in streams.iter() {
+        out.extend_from_slice(&s.encode());
     }
+    (start, dir_at.next_multiple_of(8))
+}
+
+/// Pads the record begun at `start` (file offset `record_offset`) to an 8-byte aligned absolute
+/// offset, where entry arrays may follow.
+pub fn pad_to_entries(out: &mut Vec<u8>, start: usize, record_offset: u64) {
+    let at = record_offset + (out.len() - start) as u64;
+    out.extend(std::iter::repeat_n(0u8, (at.next_multiple_of(8) - at) as usize));
+}
+
+/// Encodes an Index record for a record that will start at file offset `record_offset`.
+pub fn put_index(out: &mut Vec<u8>, salt: u32, record_offset: u64, streams: &[IndexStreamInput<'_>]) {
+    let mut stats: Vec<IndexStream> = streams
+        .iter()
+        .map(|s| IndexStream {
+            run_count: match s.runs {
+                IndexRuns::Refs(r) => r.len() as u64,
+                IndexRuns::Inline(e) => u64::from(!e.is_empty()),
+            },
+            ..s.stats
+        })
+        .collect();
+    let (start, mut inline_at) = begin_index(out, record_offset, &mut stats);
     for s in streams {
         match s.runs {
             IndexRuns::Refs(runs) => runs.iter().for_each(|r| out.extend_from_slice(&r.encode())),
             IndexRuns::Inline(e) if !e.is_empty() => {
-                let run = RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at };
-                out.extend_from_slice(&run.encode());
+                out.extend_from_slice(&RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at }.encode());
                 inline_at += (e.len() * ENTRY_LEN) as u64;
             }
             IndexRuns::Inline(_) => {}
         }
     }
-    out.extend(std::iter::repeat_n(0u8, (dirs_end.next_multiple_of(8) - dirs_end) as usize));
+    pad_to_entries(out, start, record_offset);
     for s in streams {
         if let IndexRuns::Inline(e) = s.runs {
             e.iter().for_each(|entry| out.extend_from_slice(&entry.encode()));

@@ -2,13 +2,16 @@
 
 use super::options::{Durability, RecorderOptions};
 use super::recorder::{Home, Recorder, SlotState};
-use super::tail::{write_index_and_end, EndFields, RunInfo, StreamSummary};
+use super::tail::{
+    count_in_records, decomposition, for_each_block, for_each_control, write_index_and_end, EndFields, RunInfo, StreamStats,
+};
 use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    encode_metadata, frame_header, frame_header_unsealed, put_checkpoint, put_record, seal_record, session_salt, BlockHeader,
-    CheckpointBody, CheckpointLog, Kind, RunRef, SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    begin_checkpoint, encode_metadata, end_record, frame_header, frame_header_unsealed, lowbit, put_checkpoint_tail, put_record,
+    put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader, CheckpointHead, CheckpointLog, Kind, RunRef,
+    SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -77,7 +80,9 @@ pub(crate) struct SessionCore {
     frames_total: u64,
     frames_since_checkpoint: u64,
     checkpoints: u32,
-    log: CheckpointLog,
+    /// The last checkpoint and its jumps, (number, offset), newest first: all the writer keeps
+    /// of its checkpoints.
+    chain: Vec<(u32, u64)>,
     last_checkpoint: u64,
     interval_start: u64,
     last_checkpoint_time: Instant,
@@ -136,7 +141,7 @@ impl SessionCore {
             frames_total: 0,
             frames_since_checkpoint: 0,
             checkpoints: 0,
-            log: CheckpointLog::default(),
+            chain: Vec::new(),
             last_checkpoint: 0,
             last_checkpoint_time: Instant::now(),
             last_sync,
@@ -391,16 +396,29 @@ impl SessionCore {
             });
         }
         let number = self.checkpoints + 1;
-        let (jumps, summary_control, summary_blocks) =
-            self.log.parts_for(number).ok_or_else(|| Error::Closed("checkpoint log lost an offset".into()))?;
-        // A large checkpoint (a long Fenwick summary) must not make the buffer reallocate:
-        // hand what is buffered to the OS first.
+        let m = number - lowbit(number);
+        // Jumps: m's decomposition, all within the previous checkpoint's chain.
+        let jumps: Vec<u64> = decomposition(m)
+            .iter()
+            .map(|k| self.chain.iter().find(|(c, _)| c == k).map(|&(_, o)| o))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Closed("the checkpoint chain lost an offset".into()))?;
+        // The summary repeats checkpoints m+1 ..= n−1: exactly what the previous checkpoint's
+        // records above m hold. They are read back from the file, not kept in memory.
+        let mut sources: Vec<(u32, u64)> = self.chain.iter().filter(|(c, _)| *c > m).copied().collect();
+        sources.sort_unstable();
+        let control = std::mem::take(&mut self.control);
+        let (summary_control_count, summary_block_count) = {
+            let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
+            count_in_records(storage, &sources)?
+        };
+        // A long summary must not make the buffer reallocate: hand what is buffered to the OS first.
         let entry_count: usize = self.streams.iter().map(|s| s.pending.len()).sum();
         let record_len = crate::format::record::checkpoint_record_len(
-            self.control.len(),
+            control.len(),
             jumps.len(),
-            summary_control.len(),
-            summary_blocks.len(),
+            summary_control_count as usize,
+            summary_block_count as usize,
             state.len(),
             blocks.len(),
             entry_count,
@@ -408,27 +426,62 @@ impl SessionCore {
         if self.buf.len() + record_len > self.buf.capacity() {
             self.io(|w, st| w.flush_to(st))?;
         }
-        for s in &self.streams {
-            if !s.pending.is_empty() {
-                entries.push(&s.pending);
-            }
-        }
-        let body = CheckpointBody {
+        let head = CheckpointHead {
             number,
             prev_checkpoint: self.last_checkpoint,
             wall_ns: Timestamp::now().as_nanos(),
             frames_total: self.frames_total,
             interval_start: self.interval_start,
-            control: std::mem::take(&mut self.control),
-            jumps,
-            summary_control,
-            summary_blocks,
-            state: state.to_vec(),
-            blocks,
+            control: &control,
+            jumps: &jumps,
+            summary_control_count,
+            summary_block_count,
+            state_len: state.len() as u32,
+            block_count: blocks.len() as u32,
         };
-        let placed = put_checkpoint(&mut self.buf, self.salt, offset, &body, &entries);
-        self.log.record(number, offset, &placed, &body.control);
-        self.log.forget_offsets_before(number);
+        let start = begin_checkpoint(&mut self.buf, &head);
+        let streamed = {
+            let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
+            let buf = &mut self.buf;
+            let (mut nc, mut nb) = (0u32, 0u32);
+            for_each_control(storage, &sources, |k, o| {
+                put_summary_control(buf, k, o);
+                nc += 1;
+            })
+            .and_then(|_| {
+                for_each_block(storage, &sources, |b| {
+                    put_summary_block(buf, &b);
+                    nb += 1;
+                })
+            })
+            .and_then(|_| {
+                if (nc, nb) == (summary_control_count, summary_block_count) {
+                    Ok(())
+                } else {
+                    Err(Error::Malformed {
+                        what: "checkpoint",
+                        offset,
+                        reason: "earlier checkpoints changed while the summary was read".into(),
+                    })
+                }
+            })
+        };
+        if let Err(e) = streamed {
+            self.buf.truncate(start);
+            self.failed = Some(format!("reading back earlier checkpoints failed: {e}"));
+            return Err(e);
+        }
+        for s in &self.streams {
+            if !s.pending.is_empty() {
+                entries.push(&s.pending);
+            }
+        }
+        let placed = put_checkpoint_tail(&mut self.buf, start, offset, state, &blocks, &entries);
+        end_record(&mut self.buf, start, self.salt);
+        // The new chain: n and m's decomposition.
+        let keep = decomposition(m);
+        self.chain.retain(|(c, _)| keep.contains(c));
+        self.chain.insert(0, (number, offset));
         let sync_due = match self.options.durability {
             Durability::EveryCheckpoint | Durability::EveryFrame => true,
             Durability::Interval(d) => self.last_sync.elapsed() >= d,
@@ -473,13 +526,11 @@ impl SessionCore {
         if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
             self.write_checkpoint(&[])?;
         }
-        let summaries: Vec<StreamSummary> = self
+        let summaries: Vec<StreamStats> = self
             .streams
             .iter()
             .enumerate()
-            .map(|(id, s)| {
-                StreamSummary::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts, runs_of(&self.log, id as u16))
-            })
+            .map(|(id, s)| StreamStats::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts))
             .collect();
         let end_ns = Timestamp::now().as_nanos();
         let sync = self.options.durability != Durability::None;
@@ -494,7 +545,9 @@ impl SessionCore {
                 recovered: false,
                 metadata: &w.metadata,
             };
-            let written = write_index_and_end(st, pos, w.salt, &summaries, &fields)?;
+            let mut chain = w.chain.clone();
+            chain.reverse();
+            let written = write_index_and_end(st, &mut w.buf, pos, w.salt, &summaries, &chain, &fields)?;
             if sync {
                 st.sync()?;
             }

@@ -1,9 +1,14 @@
-//! Ending a session: the final Index record and the SessionEnd record. Shared by
-//! `SessionWriter::finish` and recovery, which both know the session's runs.
+//! Ending a session and building checkpoint summaries, by reading back the session's own
+//! checkpoint records instead of keeping their blocks in memory: the writer's memory stays flat
+//! in the number of frames. Shared by `SessionWriter` and recovery.
 
 use crate::error::{Error, Result};
+use crate::format::bytes::{le_u32, le_u64};
 use crate::format::index::{IndexEntry, ENTRY_LEN};
-use crate::format::record::{put_index, put_record, IndexRuns, IndexStream, IndexStreamInput, Kind, RunRef, SessionEndBody};
+use crate::format::record::{
+    begin_index, decode_block, decode_summary_block, end_record, lowbit, pad_to_entries, put_record, IndexStream, Kind, RunRef,
+    SessionEndBody, SummaryBlock, BLOCK_HEADER_LEN, CHECKPOINT_FIXED_LEN, RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
+};
 use crate::storage::Storage;
 
 /// A run of a stream's index with the largest timestamp in it (to tell whether runs overlap).
@@ -13,54 +18,142 @@ pub(crate) struct RunInfo {
     pub last_ts: i64,
 }
 
-/// What the final index needs to know of one stream.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct StreamSummary {
+/// What the final index says of one stream besides its runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StreamStats {
     pub id: u16,
     pub def_offset: u64,
     pub frames: u64,
     pub payload_bytes: u64,
     pub first_ts: i64,
     pub last_ts: i64,
-    pub runs: Vec<RunInfo>,
 }
 
-impl StreamSummary {
-    /// A stream's summary; the timestamps are stored as 0 when the stream has no frames.
-    pub fn new(id: u16, def_offset: u64, frames: u64, payload_bytes: u64, first_ts: i64, last_ts: i64, runs: Vec<RunInfo>) -> Self {
+impl StreamStats {
+    /// A stream's statistics; the timestamps are stored as 0 when the stream has no frames.
+    pub fn new(id: u16, def_offset: u64, frames: u64, payload_bytes: u64, first_ts: i64, last_ts: i64) -> Self {
         let (first_ts, last_ts) = if frames == 0 { (0, 0) } else { (first_ts, last_ts) };
-        StreamSummary { id, def_offset, frames, payload_bytes, first_ts, last_ts, runs }
+        StreamStats { id, def_offset, frames, payload_bytes, first_ts, last_ts }
     }
+}
+
+/// The checkpoints `n, n − lowbit(n), …` down to (not including) 0: their records together hold
+/// every block of checkpoints 1 ..= n (§5.4 of the spec).
+pub(crate) fn decomposition(n: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut k = n;
+    while k > 0 {
+        out.push(k);
+        k -= lowbit(k);
+    }
+    out
+}
+
+/// Where the sections of a checkpoint record are.
+struct Sections {
+    number: u32,
+    control: (u64, u32),
+    summary_control: (u64, u32),
+    summary_blocks: (u64, u32),
+    blocks: (u64, u32),
+}
+
+fn read_sections(storage: &dyn Storage, offset: u64) -> Result<Sections> {
+    let mut head = [0u8; RECORD_HEADER_LEN + CHECKPOINT_FIXED_LEN];
+    storage.read_at(offset, &mut head)?;
+    if head[8] != Kind::Checkpoint as u8 {
+        return Err(Error::Malformed {
+            what: "checkpoint",
+            offset,
+            reason: format!("expected a checkpoint record, found kind {}", head[8]),
+        });
+    }
+    let b = &head[RECORD_HEADER_LEN..];
+    let (block_count, control_count, state_len) = (le_u32(b, 4), le_u32(b, 40), le_u32(b, 44));
+    let (jump_count, sc_count, sb_count) = (le_u32(b, 48), le_u32(b, 52), le_u32(b, 56));
+    let control_at = offset + (RECORD_HEADER_LEN + CHECKPOINT_FIXED_LEN) as u64;
+    let jumps_at = control_at + 8 * u64::from(control_count);
+    let sc_at = jumps_at + 8 * u64::from(jump_count);
+    let sb_at = sc_at + 16 * u64::from(sc_count);
+    let blocks_at = sb_at + SUMMARY_BLOCK_LEN as u64 * u64::from(sb_count) + u64::from(state_len);
+    Ok(Sections {
+        number: le_u32(b, 0),
+        control: (control_at, control_count),
+        summary_control: (sc_at, sc_count),
+        summary_blocks: (sb_at, sb_count),
+        blocks: (blocks_at, block_count),
+    })
+}
+
+/// Reads `count` elements of `size` bytes at `at` in bounded chunks, calling `f` on each.
+fn for_each_element(
+    storage: &dyn Storage,
+    (at, count): (u64, u32),
+    size: usize,
+    scratch: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]),
+) -> Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let per = (CHUNK / size).max(1);
+    let mut done = 0usize;
+    while done < count as usize {
+        let n = per.min(count as usize - done);
+        scratch.resize(n * size, 0);
+        storage.read_at(at + (done * size) as u64, scratch)?;
+        scratch.chunks_exact(size).for_each(&mut f);
+        done += n;
+    }
+    Ok(())
+}
+
+/// Streams the control offsets held by checkpoint records `records` (ascending checkpoint
+/// numbers, each covering `(r − lowbit(r), r]`), tagged with their checkpoint, in order.
+pub(crate) fn for_each_control(storage: &dyn Storage, records: &[(u32, u64)], mut f: impl FnMut(u32, u64)) -> Result<()> {
+    let mut scratch = Vec::new();
+    for &(number, offset) in records {
+        let s = checked_sections(storage, number, offset)?;
+        for_each_element(storage, s.summary_control, 16, &mut scratch, |b| f(le_u32(b, 0), le_u64(b, 8)))?;
+        for_each_element(storage, s.control, 8, &mut scratch, |b| f(number, le_u64(b, 0)))?;
+    }
+    Ok(())
+}
+
+/// Streams the blocks held by checkpoint records `records`, tagged with their checkpoint, in
+/// checkpoint order.
+pub(crate) fn for_each_block(storage: &dyn Storage, records: &[(u32, u64)], mut f: impl FnMut(SummaryBlock)) -> Result<()> {
+    let mut scratch = Vec::new();
+    for &(number, offset) in records {
+        let s = checked_sections(storage, number, offset)?;
+        for_each_element(storage, s.summary_blocks, SUMMARY_BLOCK_LEN, &mut scratch, |b| f(decode_summary_block(b)))?;
+        for_each_element(storage, s.blocks, BLOCK_HEADER_LEN, &mut scratch, |b| {
+            f(SummaryBlock { checkpoint: number, block: decode_block(b) })
+        })?;
+    }
+    Ok(())
+}
+
+fn checked_sections(storage: &dyn Storage, number: u32, offset: u64) -> Result<Sections> {
+    let s = read_sections(storage, offset)?;
+    if s.number != number {
+        return Err(Error::Malformed { what: "checkpoint", offset, reason: format!("number {}, expected {number}", s.number) });
+    }
+    Ok(s)
+}
+
+/// Counts the control offsets and blocks `records` hold (for a summary's header).
+pub(crate) fn count_in_records(storage: &dyn Storage, records: &[(u32, u64)]) -> Result<(u32, u32)> {
+    let (mut control, mut blocks) = (0u32, 0u32);
+    for &(_, offset) in records {
+        let s = read_sections(storage, offset)?;
+        control += s.control.1 + s.summary_control.1;
+        blocks += s.blocks.1 + s.summary_blocks.1;
+    }
+    Ok((control, blocks))
 }
 
 /// Runs shorter than this on average are copied into one run, so that a stream with few frames
 /// per checkpoint does not get a long run directory.
 const MIN_AVERAGE_RUN: u64 = 64;
-
-impl StreamSummary {
-    /// Whether the runs can be referenced in place: in key order, not overlapping, long enough.
-    fn runs_usable_in_place(&self) -> bool {
-        let ordered = self.runs.windows(2).all(|w| w[0].last_ts <= w[1].run.first_ts);
-        ordered && (self.runs.len() <= 1 || self.frames / self.runs.len() as u64 >= MIN_AVERAGE_RUN)
-    }
-
-    /// Reads every entry of the runs back from storage and sorts them (the merge case).
-    fn merged_entries(&self, storage: &dyn Storage) -> Result<Vec<IndexEntry>> {
-        let mut all = Vec::with_capacity(usize::try_from(self.frames).unwrap_or(0).min(1 << 24));
-        let mut buf = Vec::new();
-        for r in &self.runs {
-            let len = usize::try_from(r.run.count)
-                .ok()
-                .and_then(|c| c.checked_mul(ENTRY_LEN))
-                .ok_or_else(|| Error::LimitExceeded("index run too large for memory".into()))?;
-            buf.resize(len, 0);
-            storage.read_at(r.run.entries_offset, &mut buf)?;
-            all.extend(buf.chunks_exact(ENTRY_LEN).map(IndexEntry::decode));
-        }
-        all.sort_unstable();
-        Ok(all)
-    }
-}
 
 /// The end of a session as written: where its records are.
 #[derive(Clone, Copy, Debug)]
@@ -79,47 +172,112 @@ pub(crate) struct EndFields<'a> {
     pub metadata: &'a [(String, String)],
 }
 
-/// Writes the Index and SessionEnd records at `pos` (all earlier data already in storage).
+/// Per-stream state of the first pass over the blocks.
+#[derive(Clone, Copy, Default)]
+struct RunCheck {
+    runs: u64,
+    last_ts: Option<i64>,
+    ordered: bool,
+}
+
+/// Writes the Index and SessionEnd records at `pos`, building them in `out` (which must be empty
+/// and is left empty). The runs come from the checkpoint records `chain` (ascending numbers,
+/// covering every checkpoint of the session), read back from storage; all earlier data must be
+/// in storage already.
 pub(crate) fn write_index_and_end(
     storage: &mut dyn Storage,
+    out: &mut Vec<u8>,
     pos: u64,
     salt: u32,
-    streams: &[StreamSummary],
+    streams: &[StreamStats],
+    chain: &[(u32, u64)],
     end: &EndFields<'_>,
 ) -> Result<WrittenEnd> {
-    let mut merged: Vec<Option<Vec<IndexEntry>>> = Vec::with_capacity(streams.len());
-    let mut refs: Vec<Vec<RunRef>> = Vec::with_capacity(streams.len());
-    for s in streams {
-        if s.runs_usable_in_place() {
-            merged.push(None);
-            refs.push(s.runs.iter().map(|r| r.run).collect());
-        } else {
-            merged.push(Some(s.merged_entries(storage)?));
-            refs.push(Vec::new());
+    // Pass 1: are each stream's blocks in order, and long enough to reference in place?
+    let mut checks = vec![RunCheck { ordered: true, ..Default::default() }; streams.len()];
+    for_each_block(storage, chain, |b| {
+        if let Some(c) = checks.get_mut(usize::from(b.block.stream)) {
+            c.ordered &= c.last_ts.is_none_or(|l| l <= b.block.first_ts);
+            c.last_ts = Some(b.block.last_ts);
+            c.runs += 1;
         }
+    })?;
+    let in_place: Vec<bool> =
+        streams.iter().zip(&checks).map(|(s, c)| c.ordered && (c.runs <= 1 || s.frames / c.runs >= MIN_AVERAGE_RUN)).collect();
+    // Streams that are merged: their entries, read back and sorted (memory O(their frames)).
+    let mut merged: Vec<Option<Vec<IndexEntry>>> = vec![None; streams.len()];
+    for (i, s) in streams.iter().enumerate() {
+        if in_place[i] || s.frames == 0 {
+            continue;
+        }
+        let mut runs = Vec::new();
+        for_each_block(storage, chain, |b| {
+            if b.block.stream == s.id {
+                runs.push(b.block);
+            }
+        })?;
+        let mut all = Vec::with_capacity(usize::try_from(s.frames).unwrap_or(0).min(1 << 24));
+        let mut buf = Vec::new();
+        for r in runs {
+            buf.resize(r.count as usize * ENTRY_LEN, 0);
+            storage.read_at(r.entries_offset, &mut buf)?;
+            all.extend(buf.chunks_exact(ENTRY_LEN).map(IndexEntry::decode));
+        }
+        all.sort_unstable();
+        merged[i] = Some(all);
     }
-    let inputs: Vec<IndexStreamInput<'_>> = streams
+    let mut table: Vec<IndexStream> = streams
         .iter()
-        .zip(merged.iter().zip(&refs))
-        .map(|(s, (m, r))| IndexStreamInput {
-            stats: IndexStream {
-                stream: s.id,
-                def_offset: s.def_offset,
-                frames: s.frames,
-                payload_bytes: s.payload_bytes,
-                first_ts: s.first_ts,
-                last_ts: s.last_ts,
-                run_count: 0,
-                runs_offset: 0,
+        .enumerate()
+        .map(|(i, s)| IndexStream {
+            stream: s.id,
+            def_offset: s.def_offset,
+            frames: s.frames,
+            payload_bytes: s.payload_bytes,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+            run_count: match &merged[i] {
+                Some(e) => u64::from(!e.is_empty()),
+                None => checks[i].runs,
             },
-            runs: match m {
-                Some(entries) => IndexRuns::Inline(entries),
-                None => IndexRuns::Refs(r),
-            },
+            runs_offset: 0,
         })
         .collect();
-    let mut out = Vec::new();
-    put_index(&mut out, salt, pos, &inputs);
+    let (start, mut inline_at) = begin_index(out, pos, &mut table);
+    // Pass 2: each stream's run directory.
+    for (i, s) in streams.iter().enumerate() {
+        match &merged[i] {
+            Some(e) if !e.is_empty() => {
+                out.extend_from_slice(&RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at }.encode());
+                inline_at += (e.len() * ENTRY_LEN) as u64;
+            }
+            Some(_) => {}
+            None => {
+                let mut written = 0u64;
+                for_each_block(storage, chain, |b| {
+                    if b.block.stream == s.id {
+                        out.extend_from_slice(
+                            &RunRef { first_ts: b.block.first_ts, count: u64::from(b.block.count), entries_offset: b.block.entries_offset }
+                                .encode(),
+                        );
+                        written += 1;
+                    }
+                })?;
+                if written != checks[i].runs {
+                    return Err(Error::Malformed {
+                        what: "checkpoint",
+                        offset: pos,
+                        reason: "the checkpoint records changed while the index was built".into(),
+                    });
+                }
+            }
+        }
+    }
+    pad_to_entries(out, start, pos);
+    for e in merged.iter().flatten() {
+        e.iter().for_each(|entry| out.extend_from_slice(&entry.encode()));
+    }
+    end_record(out, start, salt);
     let end_offset = pos + out.len() as u64;
     let body = SessionEndBody {
         session_start: end.session_start,
@@ -130,7 +288,9 @@ pub(crate) fn write_index_and_end(
         recovered: end.recovered,
         metadata: end.metadata.to_vec(),
     };
-    put_record(&mut out, Kind::SessionEnd, salt, &body.encode());
-    storage.write_at(pos, &out)?;
-    Ok(WrittenEnd { end_offset, new_len: pos + out.len() as u64 })
+    put_record(out, Kind::SessionEnd, salt, &body.encode());
+    storage.write_at(pos, out)?;
+    let new_len = pos + out.len() as u64;
+    out.clear();
+    Ok(WrittenEnd { end_offset, new_len })
 }
