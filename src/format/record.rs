@@ -493,25 +493,17 @@ pub struct CheckpointBody {
 /// Fixed part of a checkpoint body.
 pub const CHECKPOINT_FIXED_LEN: usize = 64;
 
-/// The most bytes a checkpoint record with these counts takes (header, body, alignment padding).
-pub fn checkpoint_record_len(
-    control: usize,
-    jumps: usize,
-    summary_control: usize,
-    summary_blocks: usize,
-    state: usize,
-    blocks: usize,
-    entries: usize,
-) -> usize {
-    RECORD_HEADER_LEN
-        + CHECKPOINT_FIXED_LEN
-        + 8 * (control + jumps)
-        + 16 * summary_control
-        + SUMMARY_BLOCK_LEN * summary_blocks
-        + state
-        + BLOCK_HEADER_LEN * blocks
-        + 7
-        + ENTRY_LEN * entries
+/// The exact body length of a checkpoint record starting at `record_offset` with these counts
+/// (the padding before the entries depends on the absolute offset).
+pub fn checkpoint_body_len(record_offset: u64, head: &CheckpointHead<'_>, entries: usize) -> u64 {
+    let before_pad = CHECKPOINT_FIXED_LEN as u64
+        + 8 * (head.control.len() + head.jumps.len()) as u64
+        + 16 * u64::from(head.summary_control_count)
+        + SUMMARY_BLOCK_LEN as u64 * u64::from(head.summary_block_count)
+        + u64::from(head.state_len)
+        + BLOCK_HEADER_LEN as u64 * u64::from(head.block_count);
+    let table_end = record_offset + RECORD_HEADER_LEN as u64 + before_pad;
+    before_pad + (table_end.next_multiple_of(8) - table_end) + (ENTRY_LEN * entries) as u64
 }
 
 fn put_block(out: &mut Vec<u8>, b: &BlockHeader) {
@@ -610,20 +602,20 @@ pub fn decode_block(b: &[u8]) -> BlockHeader {
     }
 }
 
-/// Ends a checkpoint record begun at `start` of `out` (which starts at file offset
-/// `record_offset`): state, block table, padding and entry arrays. Returns the blocks with
-/// their entry offsets. Call [`end_record`] after it.
+/// Ends a checkpoint record: state, block table, padding and entry arrays, appended to `out`,
+/// whose next byte lies at absolute file offset `at`. Returns the blocks with their entry
+/// offsets. Then fill in the length and CRC ([`end_record`], or incrementally when the record
+/// was written out in pieces).
 pub fn put_checkpoint_tail(
     out: &mut Vec<u8>,
-    start: usize,
-    record_offset: u64,
+    at: u64,
     state: &[u8],
     blocks: &[BlockHeader],
     entries: &[&[IndexEntry]],
 ) -> Vec<BlockHeader> {
     let mut placed = Vec::with_capacity(blocks.len());
     out.extend_from_slice(state);
-    let table_end = record_offset + (out.len() - start) as u64 + (blocks.len() * BLOCK_HEADER_LEN) as u64;
+    let table_end = at + (state.len() + blocks.len() * BLOCK_HEADER_LEN) as u64;
     let mut entries_at = table_end.next_multiple_of(8);
     for (b, e) in blocks.iter().zip(entries) {
         let b = BlockHeader { entries_offset: entries_at, ..*b };
@@ -671,7 +663,8 @@ pub fn put_checkpoint(
     for sb in &body.summary_blocks {
         put_summary_block(out, sb);
     }
-    let placed = put_checkpoint_tail(out, start, record_offset, &body.state, &body.blocks, entries);
+    let at = record_offset + (out.len() - start) as u64;
+    let placed = put_checkpoint_tail(out, at, &body.state, &body.blocks, entries);
     end_record(out, start, salt);
     placed
 }

@@ -2,16 +2,16 @@
 
 use super::options::{Durability, RecorderOptions};
 use super::recorder::{Home, Recorder, SlotState};
-use super::tail::{
-    count_in_records, decomposition, for_each_block, for_each_control, write_index_and_end, EndFields, RunInfo, StreamStats,
-};
+use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, RunInfo, StreamStats};
 use crate::error::{Error, Result};
+use crate::format::bytes::{le_u32, le_u64};
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    begin_checkpoint, encode_metadata, end_record, frame_header, frame_header_unsealed, lowbit, put_checkpoint_tail, put_record,
-    put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader, CheckpointHead, CheckpointLog, Kind, RunRef,
-    SessionStartBody, StreamDefBody, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    begin_checkpoint, checkpoint_body_len, decode_block, decode_summary_block, encode_metadata, frame_header, frame_header_unsealed,
+    lowbit, put_checkpoint_tail, put_record, put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader,
+    CheckpointHead, CheckpointLog, Kind, RunRef, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN,
+    MAX_BODY_LEN, RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -412,20 +412,7 @@ impl SessionCore {
             let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
             count_in_records(storage, &sources)?
         };
-        // A long summary must not make the buffer reallocate: hand what is buffered to the OS first.
         let entry_count: usize = self.streams.iter().map(|s| s.pending.len()).sum();
-        let record_len = crate::format::record::checkpoint_record_len(
-            control.len(),
-            jumps.len(),
-            summary_control_count as usize,
-            summary_block_count as usize,
-            state.len(),
-            blocks.len(),
-            entry_count,
-        );
-        if self.buf.len() + record_len > self.buf.capacity() {
-            self.io(|w, st| w.flush_to(st))?;
-        }
         let head = CheckpointHead {
             number,
             prev_checkpoint: self.last_checkpoint,
@@ -439,36 +426,18 @@ impl SessionCore {
             state_len: state.len() as u32,
             block_count: blocks.len() as u32,
         };
+        let body_len = checkpoint_body_len(offset, &head, entry_count);
+        if body_len > MAX_BODY_LEN {
+            return Err(Error::LimitExceeded("checkpoint record too large".into()));
+        }
         let start = begin_checkpoint(&mut self.buf, &head);
-        let streamed = {
-            let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
-            let buf = &mut self.buf;
-            let (mut nc, mut nb) = (0u32, 0u32);
-            for_each_control(storage, &sources, |k, o| {
-                put_summary_control(buf, k, o);
-                nc += 1;
-            })
-            .and_then(|_| {
-                for_each_block(storage, &sources, |b| {
-                    put_summary_block(buf, &b);
-                    nb += 1;
-                })
-            })
-            .and_then(|_| {
-                if (nc, nb) == (summary_control_count, summary_block_count) {
-                    Ok(())
-                } else {
-                    Err(Error::Malformed {
-                        what: "checkpoint",
-                        offset,
-                        reason: "earlier checkpoints changed while the summary was read".into(),
-                    })
-                }
-            })
-        };
-        if let Err(e) = streamed {
-            self.buf.truncate(start);
-            self.failed = Some(format!("reading back earlier checkpoints failed: {e}"));
+        self.buf[start + 4..start + 8].copy_from_slice(&(body_len as u32).to_le_bytes());
+        // The summary is copied from earlier records in bounded pieces, and the record goes to
+        // the OS in pieces when it is long, so neither is ever held whole: the CRC is computed
+        // as the bytes go by.
+        let mut sink = RecordSink::new(offset, start, self.salt_state);
+        if let Err(e) = self.copy_summary(&sources, &mut sink, (summary_control_count, summary_block_count)) {
+            self.failed = Some(format!("writing checkpoint {number} failed: {e}"));
             return Err(e);
         }
         for s in &self.streams {
@@ -476,8 +445,11 @@ impl SessionCore {
                 entries.push(&s.pending);
             }
         }
-        let placed = put_checkpoint_tail(&mut self.buf, start, offset, state, &blocks, &entries);
-        end_record(&mut self.buf, start, self.salt);
+        let at = self.position();
+        let placed = put_checkpoint_tail(&mut self.buf, at, state, &blocks, &entries);
+        debug_assert_eq!(self.position(), offset + RECORD_HEADER_LEN as u64 + body_len);
+        drop(entries);
+        self.io(|w, st| sink.finish(&mut w.buf, st))?;
         // The new chain: n and m's decomposition.
         let keep = decomposition(m);
         self.chain.retain(|(c, _)| keep.contains(c));
@@ -516,6 +488,74 @@ impl SessionCore {
         self.interval_start = end;
         self.frames_since_checkpoint = 0;
         self.last_checkpoint_time = Instant::now();
+        Ok(())
+    }
+
+    /// Appends the summary control offsets, then the summary blocks, of checkpoint records
+    /// `sources` to the record being written, reading them back in bounded chunks and handing
+    /// the buffer to the OS whenever it fills.
+    fn copy_summary(&mut self, sources: &[(u32, u64)], sink: &mut RecordSink, expected: (u32, u32)) -> Result<()> {
+        const CHUNK: usize = 64 * 1024;
+        // Keep the buffer about as full as between two ordinary checkpoints.
+        const FLUSH_WHILE_COPYING: usize = 2 * CHUNK;
+        let mut scratch = Vec::new();
+        let mut counts = (0u32, 0u32);
+        for blocks_pass in [false, true] {
+            for &(number, record) in sources {
+                let sec = {
+                    let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
+                    read_sections(storage, record)?
+                };
+                if sec.number != number {
+                    return Err(Error::Malformed {
+                        what: "checkpoint",
+                        offset: record,
+                        reason: format!("number {}, expected {number}", sec.number),
+                    });
+                }
+                let parts = if blocks_pass {
+                    [(sec.summary_blocks, SUMMARY_BLOCK_LEN, None), (sec.blocks, BLOCK_HEADER_LEN, Some(number))]
+                } else {
+                    [(sec.summary_control, 16, None), (sec.control, 8, Some(number))]
+                };
+                for ((at, count), size, own) in parts {
+                    let per = (CHUNK / size).max(1);
+                    let mut done = 0usize;
+                    while done < count as usize {
+                        let n = per.min(count as usize - done);
+                        scratch.resize(n * size, 0);
+                        let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
+                        storage.read_at(at + (done * size) as u64, &mut scratch)?;
+                        for el in scratch.chunks_exact(size) {
+                            match (blocks_pass, own) {
+                                (false, None) => put_summary_control(&mut self.buf, le_u32(el, 0), le_u64(el, 8)),
+                                (false, Some(k)) => put_summary_control(&mut self.buf, k, le_u64(el, 0)),
+                                (true, None) => put_summary_block(&mut self.buf, &decode_summary_block(el)),
+                                (true, Some(k)) => {
+                                    put_summary_block(&mut self.buf, &SummaryBlock { checkpoint: k, block: decode_block(el) })
+                                }
+                            }
+                        }
+                        if blocks_pass {
+                            counts.1 += n as u32;
+                        } else {
+                            counts.0 += n as u32;
+                        }
+                        done += n;
+                        if self.buf.len() >= FLUSH_WHILE_COPYING {
+                            self.io(|w, st| sink.flush(&mut w.buf, &mut w.buf_start, st))?;
+                        }
+                    }
+                }
+            }
+        }
+        if counts != expected {
+            return Err(Error::Malformed {
+                what: "checkpoint",
+                offset: sink.offset,
+                reason: "earlier checkpoints changed while the summary was copied".into(),
+            });
+        }
         Ok(())
     }
 

@@ -3,11 +3,11 @@
 //! in the number of frames. Shared by `SessionWriter` and recovery.
 
 use crate::error::{Error, Result};
-use crate::format::bytes::{le_u32, le_u64};
+use crate::format::bytes::le_u32;
 use crate::format::index::{IndexEntry, ENTRY_LEN};
 use crate::format::record::{
-    begin_index, decode_block, decode_summary_block, end_record, lowbit, pad_to_entries, put_record, IndexStream, Kind, RunRef,
-    SessionEndBody, SummaryBlock, BLOCK_HEADER_LEN, CHECKPOINT_FIXED_LEN, RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
+    begin_index, decode_block, decode_summary_block, lowbit, put_record, salt_crc, IndexStream, Kind, RunRef, SessionEndBody, SummaryBlock,
+    BLOCK_HEADER_LEN, CHECKPOINT_FIXED_LEN, INDEX_STREAM_LEN, MAX_BODY_LEN, RECORD_HEADER_LEN, RUN_LEN, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
 
@@ -49,16 +49,17 @@ pub(crate) fn decomposition(n: u32) -> Vec<u32> {
     out
 }
 
-/// Where the sections of a checkpoint record are.
-struct Sections {
-    number: u32,
-    control: (u64, u32),
-    summary_control: (u64, u32),
-    summary_blocks: (u64, u32),
-    blocks: (u64, u32),
+/// Where the sections of a checkpoint record are: (offset, count) of each array.
+pub(crate) struct Sections {
+    pub number: u32,
+    pub control: (u64, u32),
+    pub summary_control: (u64, u32),
+    pub summary_blocks: (u64, u32),
+    pub blocks: (u64, u32),
 }
 
-fn read_sections(storage: &dyn Storage, offset: u64) -> Result<Sections> {
+/// Reads where the sections of the checkpoint record at `offset` are.
+pub(crate) fn read_sections(storage: &dyn Storage, offset: u64) -> Result<Sections> {
     let mut head = [0u8; RECORD_HEADER_LEN + CHECKPOINT_FIXED_LEN];
     storage.read_at(offset, &mut head)?;
     if head[8] != Kind::Checkpoint as u8 {
@@ -106,18 +107,6 @@ fn for_each_element(
     Ok(())
 }
 
-/// Streams the control offsets held by checkpoint records `records` (ascending checkpoint
-/// numbers, each covering `(r − lowbit(r), r]`), tagged with their checkpoint, in order.
-pub(crate) fn for_each_control(storage: &dyn Storage, records: &[(u32, u64)], mut f: impl FnMut(u32, u64)) -> Result<()> {
-    let mut scratch = Vec::new();
-    for &(number, offset) in records {
-        let s = checked_sections(storage, number, offset)?;
-        for_each_element(storage, s.summary_control, 16, &mut scratch, |b| f(le_u32(b, 0), le_u64(b, 8)))?;
-        for_each_element(storage, s.control, 8, &mut scratch, |b| f(number, le_u64(b, 0)))?;
-    }
-    Ok(())
-}
-
 /// Streams the blocks held by checkpoint records `records`, tagged with their checkpoint, in
 /// checkpoint order.
 pub(crate) fn for_each_block(storage: &dyn Storage, records: &[(u32, u64)], mut f: impl FnMut(SummaryBlock)) -> Result<()> {
@@ -150,6 +139,9 @@ pub(crate) fn count_in_records(storage: &dyn Storage, records: &[(u32, u64)]) ->
     }
     Ok((control, blocks))
 }
+
+/// While writing a long Index record, the buffer is handed to storage at this size.
+const FLUSH_AT: usize = 128 * 1024;
 
 /// Runs shorter than this on average are copied into one run, so that a stream with few frames
 /// per checkpoint does not get a long run directory.
@@ -243,7 +235,19 @@ pub(crate) fn write_index_and_end(
             runs_offset: 0,
         })
         .collect();
+    let runs_total: u64 = table.iter().map(|s| s.run_count).sum();
+    let inline_total: u64 = merged.iter().flatten().map(|e| e.len() as u64).sum();
+    let dirs_end = pos + (RECORD_HEADER_LEN + 8 + streams.len() * INDEX_STREAM_LEN) as u64 + RUN_LEN as u64 * runs_total;
+    let pad = dirs_end.next_multiple_of(8) - dirs_end;
+    let body_len = dirs_end - pos - RECORD_HEADER_LEN as u64 + pad + ENTRY_LEN as u64 * inline_total;
+    if body_len > MAX_BODY_LEN {
+        return Err(Error::LimitExceeded("index record too large".into()));
+    }
     let (start, mut inline_at) = begin_index(out, pos, &mut table);
+    out[start + 4..start + 8].copy_from_slice(&(body_len as u32).to_le_bytes());
+    // The record goes to storage in pieces when long; its CRC is computed on the way.
+    let mut sink = RecordSink::new(pos, start, salt_crc(salt));
+    let mut out_at = pos;
     // Pass 2: each stream's run directory.
     for (i, s) in streams.iter().enumerate() {
         match &merged[i] {
@@ -254,15 +258,27 @@ pub(crate) fn write_index_and_end(
             Some(_) => {}
             None => {
                 let mut written = 0u64;
-                for_each_block(storage, chain, |b| {
-                    if b.block.stream == s.id {
-                        out.extend_from_slice(
-                            &RunRef { first_ts: b.block.first_ts, count: u64::from(b.block.count), entries_offset: b.block.entries_offset }
+                let mut records = chain.to_vec();
+                // Read the chain a few records at a time so that the directory can be flushed.
+                while !records.is_empty() {
+                    let batch: Vec<(u32, u64)> = records.drain(..1).collect();
+                    for_each_block(storage, &batch, |b| {
+                        if b.block.stream == s.id {
+                            out.extend_from_slice(
+                                &RunRef {
+                                    first_ts: b.block.first_ts,
+                                    count: u64::from(b.block.count),
+                                    entries_offset: b.block.entries_offset,
+                                }
                                 .encode(),
-                        );
-                        written += 1;
+                            );
+                            written += 1;
+                        }
+                    })?;
+                    if out.len() >= FLUSH_AT {
+                        sink.flush(out, &mut out_at, storage)?;
                     }
-                })?;
+                }
                 if written != checks[i].runs {
                     return Err(Error::Malformed {
                         what: "checkpoint",
@@ -273,12 +289,19 @@ pub(crate) fn write_index_and_end(
             }
         }
     }
-    pad_to_entries(out, start, pos);
+    out.extend(std::iter::repeat_n(0u8, pad as usize));
     for e in merged.iter().flatten() {
-        e.iter().for_each(|entry| out.extend_from_slice(&entry.encode()));
+        for entry in e {
+            out.extend_from_slice(&entry.encode());
+            if out.len() >= FLUSH_AT {
+                sink.flush(out, &mut out_at, storage)?;
+            }
+        }
     }
-    end_record(out, start, salt);
-    let end_offset = pos + out.len() as u64;
+    sink.finish(out, storage)?;
+    // The rest of `out` (the end of the Index record) starts at `out_at`.
+    let pos_after_index = out_at + out.len() as u64;
+    let end_offset = pos_after_index;
     let body = SessionEndBody {
         session_start: end.session_start,
         index_offset: pos,
@@ -289,8 +312,53 @@ pub(crate) fn write_index_and_end(
         metadata: end.metadata.to_vec(),
     };
     put_record(out, Kind::SessionEnd, salt, &body.encode());
-    storage.write_at(pos, out)?;
-    let new_len = pos + out.len() as u64;
+    storage.write_at(out_at, out)?;
+    let new_len = out_at + out.len() as u64;
     out.clear();
     Ok(WrittenEnd { end_offset, new_len })
+}
+
+/// A record being written, possibly in pieces: computes its CRC as its bytes leave the buffer
+/// and fills the CRC field in at the end (in the buffer, or in the file if the header has
+/// already been handed to the OS).
+pub(crate) struct RecordSink {
+    pub offset: u64,
+    start_in_buf: Option<usize>,
+    hashed: usize,
+    hasher: crc32fast::Hasher,
+}
+
+impl RecordSink {
+    /// A record that starts at file offset `offset` and at `start` of the buffer, its length
+    /// field already set.
+    pub fn new(offset: u64, start: usize, salt_state: u32) -> Self {
+        RecordSink { offset, start_in_buf: Some(start), hashed: start + 4, hasher: crc32fast::Hasher::new_with_initial(salt_state) }
+    }
+
+    fn hash_pending(&mut self, buf: &[u8]) {
+        self.hasher.update(&buf[self.hashed..]);
+        self.hashed = buf.len();
+    }
+
+    /// Hands the buffer (frames before the record, and the record so far) to storage.
+    pub fn flush(&mut self, buf: &mut Vec<u8>, buf_start: &mut u64, storage: &mut dyn Storage) -> Result<()> {
+        self.hash_pending(buf);
+        storage.write_at(*buf_start, buf)?;
+        *buf_start += buf.len() as u64;
+        buf.clear();
+        self.hashed = 0;
+        self.start_in_buf = None;
+        Ok(())
+    }
+
+    /// Fills in the CRC once the whole record has been appended.
+    pub fn finish(mut self, buf: &mut [u8], storage: &mut dyn Storage) -> Result<()> {
+        self.hash_pending(buf);
+        let crc = self.hasher.finalize().to_le_bytes();
+        match self.start_in_buf {
+            Some(s) => buf[s..s + 4].copy_from_slice(&crc),
+            None => storage.write_at(self.offset, &crc)?,
+        }
+        Ok(())
+    }
 }
