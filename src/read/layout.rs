@@ -13,7 +13,6 @@ use crate::format::record::{
     SessionStartBody, StreamDefBody, RUN_LEN,
 };
 use crate::format::record::{lowbit, BlockHeader, CheckpointLog, RunRef, SummaryBlock};
-use crate::write::runs_of;
 use crate::write::tail::RunInfo;
 use std::sync::Arc;
 
@@ -433,6 +432,18 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
             }
         }
     }
+}
+
+/// The runs of one stream: its blocks in every checkpoint, in order.
+pub(crate) fn runs_of(log: &CheckpointLog, stream: u16) -> Vec<RunInfo> {
+    log.blocks
+        .iter()
+        .filter(|b| b.block.stream == stream)
+        .map(|b| RunInfo {
+            run: RunRef { first_ts: b.block.first_ts, count: u64::from(b.block.count), entries_offset: b.block.entries_offset },
+            last_ts: b.block.last_ts,
+        })
+        .collect()
 }
 
 /// Turns a rebuilt stream's runs and tail into sorted, non-overlapping runs for reading.

@@ -9,7 +9,6 @@ mod writer;
 
 pub use options::{Durability, RecorderOptions};
 pub use recorder::Recorder;
-pub(crate) use session::runs_of;
 pub use session::{SessionInfo, StreamId};
 pub use writer::{SessionWriter, StreamSender};
 

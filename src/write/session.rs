@@ -2,7 +2,7 @@
 
 use super::options::{Durability, RecorderOptions};
 use super::recorder::{Home, Recorder, SlotState};
-use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, RunInfo, StreamStats};
+use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, StreamStats};
 use crate::error::{Error, Result};
 use crate::format::bytes::{le_u32, le_u64};
 use crate::format::header::{Slot, SlotState as State};
@@ -10,8 +10,8 @@ use crate::format::index::IndexEntry;
 use crate::format::record::{
     begin_checkpoint, checkpoint_body_len, decode_block, decode_summary_block, encode_metadata, frame_header, frame_header_unsealed,
     lowbit, put_checkpoint_tail, put_record, put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader,
-    CheckpointHead, CheckpointLog, Kind, RunRef, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN,
-    MAX_BODY_LEN, RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
+    CheckpointHead, Kind, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -46,8 +46,8 @@ pub struct SessionInfo {
     pub streams: Vec<(String, u64)>,
 }
 
-/// Per-stream writer state. Memory per stream is constant plus one run per checkpoint that
-/// saw frames of the stream; frame entries are kept only until the next checkpoint.
+/// Per-stream writer state: constant size, plus the frame entries of the current checkpoint
+/// interval (earlier intervals' blocks are read back from the file when needed).
 struct StreamState {
     name: String,
     def_offset: u64,
@@ -640,18 +640,6 @@ impl SessionCore {
             }
         }
     }
-}
-
-/// The runs of one stream: its blocks in every checkpoint, in order.
-pub(crate) fn runs_of(log: &CheckpointLog, stream: u16) -> Vec<RunInfo> {
-    log.blocks
-        .iter()
-        .filter(|b| b.block.stream == stream)
-        .map(|b| RunInfo {
-            run: RunRef { first_ts: b.block.first_ts, count: u64::from(b.block.count), entries_offset: b.block.entries_offset },
-            last_ts: b.block.last_ts,
-        })
-        .collect()
 }
 
 impl Drop for SessionCore {
