@@ -15,7 +15,7 @@ use crate::format::record::{put_checkpoint, read_record, BlockHeader, Checkpoint
 use crate::read::layout::{checkpoint_candidates, discover, discover_by_scan, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage, View};
 use crate::write::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
-use std::fs::{OpenOptions, TryLockError};
+use std::fs::OpenOptions;
 use std::path::Path;
 
 /// What recovery found and did.
@@ -55,11 +55,7 @@ impl RecoveryReport {
 pub fn recover(path: impl AsRef<Path>) -> Result<RecoveryReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::from(e).with_path(path))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_path_buf() }),
-        Err(TryLockError::Error(e)) => return Err(Error::from(e).with_path(path)),
-    }
+    crate::write::lock_exclusive(&file, path)?;
     let mut storage = FileStorage::new(file);
     recover_storage(&mut storage).map_err(|e| e.with_path(path))
 }

@@ -8,6 +8,7 @@ pub(crate) mod tail;
 mod writer;
 
 pub use options::{Durability, RecorderOptions};
+pub(crate) use recorder::lock_exclusive;
 pub use recorder::Recorder;
 pub use session::{SessionInfo, StreamId};
 pub use writer::{SessionWriter, StreamSender};

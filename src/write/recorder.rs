@@ -72,7 +72,8 @@ fn open_locked(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+/// Takes the exclusive writer lock of an open file, or fails with [`Error::Locked`].
+pub(crate) fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_path_buf() }),

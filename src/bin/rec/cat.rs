@@ -4,19 +4,12 @@ use crate::exit;
 use crate::output::{frame_json, parse_duration, parse_secs, preview, utc, CliResult};
 use recfile::{RecFile, Replay, Session, Timestamp, Window};
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The .rec file.
-    pub file: PathBuf,
-    /// Session UUID or 0-based position (negative counts from the end); default: the last.
-    #[arg(long, allow_hyphen_values = true)]
-    pub session: Option<String>,
-    /// Only these streams (repeatable); default: all.
-    #[arg(long)]
-    pub stream: Vec<String>,
+    #[command(flatten)]
+    pub sel: crate::args::Selection,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -64,9 +57,9 @@ pub fn pick_replay(s: &Session, streams: &[String]) -> CliResult<Replay> {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
-    let s = pick_session(&f, a.session.as_deref())?;
-    let replay = pick_replay(&s, &a.stream)?;
+    let f = RecFile::open(&a.sel.file).map_err(|e| e.with_path(&a.sel.file))?;
+    let s = pick_session(&f, a.sel.session.as_deref())?;
+    let replay = pick_replay(&s, &a.sel.stream)?;
     let encodings: std::collections::HashMap<String, String> = s.streams().into_iter().map(|i| (i.name, i.encoding)).collect();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

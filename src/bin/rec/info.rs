@@ -4,16 +4,9 @@ use crate::exit;
 use crate::output::{human_bytes, human_duration, utc, CliResult};
 use recfile::{RecFile, Session};
 use serde_json::{json, Map, Value};
-use std::path::PathBuf;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// The .rec file.
-    pub file: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
+/// The file and `--json`.
+pub type Args = crate::args::FileJson;
 
 fn session_json(s: &Session) -> Value {
     let metadata: Map<String, Value> = s.metadata().iter().map(|(k, v)| (k.clone(), json!(v))).collect();

@@ -1,6 +1,7 @@
 //! `rec`: record, inspect and replay `.rec` files. Argument definitions live here; each command
 //! is a file of its own; no format logic is in the CLI.
 
+mod args;
 mod cat;
 mod convert;
 mod demo;

@@ -5,7 +5,6 @@ use crate::exit;
 use crate::output::{frame_json, parse_duration, CliError, CliResult};
 use recfile::{LatePolicy, Player, PlayerOptions, RecFile};
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -20,14 +19,8 @@ pub enum Late {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The .rec file.
-    pub file: PathBuf,
-    /// Session UUID or 0-based position; default: the last.
-    #[arg(long, allow_hyphen_values = true)]
-    pub session: Option<String>,
-    /// Only these streams (repeatable); default: all, on one clock.
-    #[arg(long)]
-    pub stream: Vec<String>,
+    #[command(flatten)]
+    pub sel: crate::args::Selection,
     /// Playback speed (positive).
     #[arg(long, default_value = "1.0")]
     pub speed: f64,
@@ -70,9 +63,9 @@ pub fn run(a: Args) -> CliResult {
     if !(a.speed.is_finite() && a.speed > 0.0) {
         return Err(CliError::new(format!("--speed must be positive and finite, got {}", a.speed)));
     }
-    let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
-    let s = pick_session(&f, a.session.as_deref())?;
-    let replay = pick_replay(&s, &a.stream)?;
+    let f = RecFile::open(&a.sel.file).map_err(|e| e.with_path(&a.sel.file))?;
+    let s = pick_session(&f, a.sel.session.as_deref())?;
+    let replay = pick_replay(&s, &a.sel.stream)?;
     let encodings: std::collections::HashMap<String, String> = s.streams().into_iter().map(|i| (i.name, i.encoding)).collect();
     let window = window_of(a.seek, a.duration, None, a.looping)?;
     let start = window.bounds(&replay).map(|(s, _)| s);

@@ -8,14 +8,8 @@ use recfile::RecFile;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(clap::Args)]
-pub struct SessionsArgs {
-    /// The .rec file.
-    pub file: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+/// The file and `--json`.
+pub type SessionsArgs = crate::args::FileJson;
 
 pub fn run_sessions(a: SessionsArgs) -> CliResult {
     let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;

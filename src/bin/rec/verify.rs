@@ -2,16 +2,9 @@
 
 use crate::exit;
 use crate::output::CliResult;
-use std::path::PathBuf;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// The .rec file.
-    pub file: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+/// The file and `--json`.
+pub type Args = crate::args::FileJson;
 
 pub fn run(a: Args) -> CliResult {
     let f = recfile::RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
