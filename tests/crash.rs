@@ -22,9 +22,9 @@ fn xorshift(seed: &mut u64) -> u64 {
 }
 
 /// Records two sessions (the second left unfinished) on a simulated disk.
-fn workload(durability: Durability) -> (SimulatedDisk, Written, Vec<Mark>) {
+fn workload(durability: Durability, background: bool) -> (SimulatedDisk, Written, Vec<Mark>) {
     let disk = SimulatedDisk::new();
-    let opts = RecorderOptions::new().checkpoint_every_frames(6).buffer_bytes(4096).durability(durability);
+    let opts = RecorderOptions::new().checkpoint_every_frames(6).buffer_bytes(4096).durability(durability).background_writes(background);
     let mut rec = Recorder::init_storage(Box::new(disk.clone()), opts).unwrap();
     let mut written: Written = HashMap::new();
     let mut marks = Vec::new();
@@ -105,8 +105,8 @@ fn check_image(image: Vec<u8>, written: &Written, marks: &[Mark], at: usize, wha
     kept
 }
 
-fn power_loss_at_every_operation(durability: Durability) {
-    let (disk, written, marks) = workload(durability);
+fn power_loss_at_every_operation(durability: Durability, background: bool) {
+    let (disk, written, marks) = workload(durability, background);
     let ops = disk.ops();
     assert!(marks.len() > 10, "the workload should checkpoint often");
     let mut seed = 7u64;
@@ -129,17 +129,22 @@ fn power_loss_at_every_operation(durability: Durability) {
 
 #[test]
 fn power_loss_every_checkpoint_durability() {
-    power_loss_at_every_operation(Durability::EveryCheckpoint);
+    power_loss_at_every_operation(Durability::EveryCheckpoint, true);
 }
 
 #[test]
 fn power_loss_interval_durability() {
-    power_loss_at_every_operation(Durability::Interval(std::time::Duration::ZERO));
+    power_loss_at_every_operation(Durability::Interval(std::time::Duration::ZERO), true);
+}
+
+#[test]
+fn power_loss_interval_durability_without_background_writes() {
+    power_loss_at_every_operation(Durability::Interval(std::time::Duration::ZERO), false);
 }
 
 #[test]
 fn truncation_at_every_byte_recovers_the_valid_prefix() {
-    let (disk, written, _) = workload(Durability::EveryCheckpoint);
+    let (disk, written, _) = workload(Durability::EveryCheckpoint, true);
     let full = disk.live_image();
     for len in 0..=full.len() {
         let cut = full[..len].to_vec();
@@ -157,7 +162,7 @@ fn truncation_at_every_byte_recovers_the_valid_prefix() {
 
 #[test]
 fn random_bit_flips_are_all_reported_and_undamaged_frames_read() {
-    let (disk, _, _) = workload(Durability::EveryCheckpoint);
+    let (disk, _, _) = workload(Durability::EveryCheckpoint, true);
     let mut storage = MemStorage::new(disk.live_image());
     recover_storage(&mut storage).unwrap();
     let good = storage.data;

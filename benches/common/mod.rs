@@ -215,3 +215,31 @@ pub fn pct(v: &[u64], p: f64) -> u64 {
     s.sort_unstable();
     s[((s.len() - 1) as f64 * p / 100.0).round() as usize]
 }
+
+/// Latencies (ns) of each `write` call while recording 1 KiB frames paced at `rate` frames/s
+/// for `seconds` (a camera-like load), with the default options but for `background_writes`.
+/// Checkpoints, and the interval sync every second, fall inside the measured calls.
+pub fn paced_write_latencies(path: &Path, rate: u64, seconds: f64, background: bool) -> Vec<u64> {
+    let _ = std::fs::remove_file(path);
+    settle();
+    let payload = vec![3u8; 1024];
+    let mut rec = RecorderOptions::new().background_writes(background).create(path).unwrap();
+    let mut s = rec.start_session("paced").unwrap();
+    let id = s.add_stream("camera", "raw").unwrap();
+    let frames = (rate as f64 * seconds) as u64;
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(frames as usize);
+    for i in 0..frames {
+        let due = start + period * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let t = Instant::now();
+        s.write(id, Timestamp::from_nanos(ts(i)), &payload).unwrap();
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    s.finish().unwrap();
+    let _ = std::fs::remove_file(path);
+    lat
+}

@@ -1,6 +1,7 @@
 //! Writing `.rec` files: [`Recorder`] owns the file and its lock, [`SessionWriter`] appends one
 //! session's streams, frames and checkpoints.
 
+mod behind;
 mod options;
 mod recorder;
 mod session;

@@ -53,6 +53,7 @@ pub struct RecorderOptions {
     pub(crate) checkpoint_every: Duration,
     pub(crate) durability: Durability,
     pub(crate) buffer_bytes: usize,
+    pub(crate) background_writes: bool,
 }
 
 impl Default for RecorderOptions {
@@ -62,6 +63,7 @@ impl Default for RecorderOptions {
             checkpoint_every: Duration::from_secs(1),
             durability: Durability::default(),
             buffer_bytes: 1 << 20,
+            background_writes: true,
         }
     }
 }
@@ -96,6 +98,17 @@ impl RecorderOptions {
     /// checkpoint.
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Whether a background thread hands the session's bytes to the OS (default `true`).
+    /// The recording thread then only copies and checksums frames; writes and interval syncs
+    /// happen in order on the other thread, at most one checkpoint interval behind (each
+    /// checkpoint waits until the one before it has reached the OS). An explicit
+    /// [`crate::SessionWriter::checkpoint`], `finish` and the strict durability policies still
+    /// wait for their bytes. `false` writes on the calling thread.
+    pub fn background_writes(mut self, enabled: bool) -> Self {
+        self.background_writes = enabled;
         self
     }
 

@@ -1,5 +1,6 @@
 //! One session being recorded.
 
+use super::behind::SessionStorage;
 use super::options::{Durability, RecorderOptions};
 use super::recorder::{Home, Recorder, SlotState};
 use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, StreamStats};
@@ -62,7 +63,14 @@ struct StreamState {
 /// The state of a session being written; [`SessionWriter`] and the stream senders share it.
 pub(crate) struct SessionCore {
     home: Arc<Mutex<Home>>,
-    storage: Option<Box<dyn Storage>>,
+    storage: Option<SessionStorage>,
+    /// The buffer is handed over when it holds this many bytes: the whole buffer when writing
+    /// synchronously, smaller pieces for the write-behind thread so that it works while the
+    /// interval fills and a checkpoint has little left to wait for.
+    flush_at: usize,
+    /// The write-behind ticket of the latest checkpoint: it may still be on its way to the OS
+    /// (the next checkpoint waits for it, so at most one is).
+    checkpoint_ticket: u64,
     slots: SlotState,
     options: RecorderOptions,
     id: uuid::Uuid,
@@ -94,12 +102,16 @@ pub(crate) struct SessionCore {
     pub(crate) finished_info: Option<SessionInfo>,
 }
 
+/// Size of the pieces handed to the write-behind thread (its buffers hold a piece and the
+/// record that crosses the mark).
+const BACKGROUND_PIECE: usize = super::behind::PIECE_CAPACITY - 4096;
+
 /// Payloads at least this large skip the buffer (written straight after flushing it).
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
 
 impl SessionCore {
     pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionCore> {
-        let (mut storage, slots, last_sync) = {
+        let (storage, slots, last_sync) = {
             let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
             let storage = home
                 .storage
@@ -107,6 +119,8 @@ impl SessionCore {
                 .ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
             (storage, home.slots, home.last_sync)
         };
+        let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
+        let mut storage = SessionStorage::new(storage, background, 3 * BACKGROUND_PIECE);
         let id = uuid::Uuid::new_v4();
         let salt = session_salt(&id);
         let start_offset = slots.current.committed_len;
@@ -118,11 +132,14 @@ impl SessionCore {
             name: name.to_string(),
             metadata: metadata.clone(),
         };
-        let mut buf = Vec::with_capacity(recorder.options.buffer_bytes + 4096);
+        let flush_at = if background { recorder.options.buffer_bytes.min(BACKGROUND_PIECE) } else { recorder.options.buffer_bytes };
+        let mut buf = Vec::with_capacity(if background { super::behind::PIECE_CAPACITY } else { flush_at + 4096 });
         put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
         let mut w = SessionCore {
             home: recorder.home.clone(),
             storage: None,
+            flush_at,
+            checkpoint_ticket: 0,
             slots,
             options: recorder.options.clone(),
             id,
@@ -152,7 +169,7 @@ impl SessionCore {
         // The session start and the Recording marker are written at once, so that a crash at
         // any later moment leaves a session that recovery can find.
         let started = (|| -> Result<()> {
-            w.flush_to(storage.as_mut())?;
+            w.flush_to(&mut storage)?;
             let sync = w.options.durability != Durability::None;
             if sync {
                 storage.sync()?;
@@ -164,7 +181,7 @@ impl SessionCore {
                 last_checkpoint: 0,
                 ..w.slots.current
             };
-            w.slots.commit(storage.as_mut(), slot)?;
+            w.slots.commit(&mut storage, slot)?;
             if sync {
                 storage.sync()?;
             }
@@ -173,7 +190,7 @@ impl SessionCore {
         if let Err(e) = started {
             // Give the storage back so the recorder stays usable.
             if let Ok(mut home) = w.home.lock() {
-                home.storage = Some(storage);
+                home.storage = Some(storage.into_inner());
             }
             w.failed = Some("failed to start".into());
             return Err(e);
@@ -193,8 +210,13 @@ impl SessionCore {
     }
 
     /// Checkpoints written so far.
+    /// Checkpoints whose bytes have reached the OS (a crash of the process keeps them); waits
+    /// for the latest one when it is still with the write-behind thread.
     pub fn checkpoints(&self) -> u32 {
-        self.checkpoints
+        match &self.storage {
+            Some(st) if st.wait_for(self.checkpoint_ticket).is_err() => self.checkpoints.saturating_sub(1),
+            _ => self.checkpoints,
+        }
     }
 
     /// The name of a stream, if defined.
@@ -219,21 +241,26 @@ impl SessionCore {
         }
     }
 
-    fn flush_to(&mut self, storage: &mut dyn Storage) -> Result<()> {
+    fn flush_to(&mut self, storage: &mut SessionStorage) -> Result<()> {
         if !self.buf.is_empty() {
-            storage.write_at(self.buf_start, &self.buf)?;
-            self.buf_start += self.buf.len() as u64;
-            self.buf.clear();
+            let len = self.buf.len() as u64;
+            storage.write_buffer(self.buf_start, &mut self.buf)?;
+            self.buf_start += len;
         }
         Ok(())
     }
 
+    /// The storage, for reading back earlier records.
+    fn reader(&self) -> Result<&dyn Storage> {
+        self.storage.as_ref().map(|s| s as &dyn Storage).ok_or_else(|| Error::Closed("session finished".into()))
+    }
+
     /// Runs an I/O step; on error the writer is poisoned (the file state is then only known to
     /// recovery) and the error returned.
-    fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut dyn Storage) -> Result<T>) -> Result<T> {
+    fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut SessionStorage) -> Result<T>) -> Result<T> {
         self.check_open()?;
         let mut storage = self.storage.take().ok_or_else(|| Error::Closed("session finished".into()))?;
-        let r = f(self, storage.as_mut());
+        let r = f(self, &mut storage);
         self.storage = Some(storage);
         if let Err(e) = &r {
             self.failed = Some(format!("an earlier write failed: {e}"));
@@ -314,7 +341,8 @@ impl SessionCore {
             self.buf.extend_from_slice(&frame_header(self.salt_state, stream.0, seq, ts, data));
             self.io(|w, st| {
                 w.flush_to(st)?;
-                st.write_at(w.buf_start, data)?;
+                // Written from here, without a copy: the queue is drained first.
+                st.write_direct(w.buf_start, data)?;
                 w.buf_start += data.len() as u64;
                 Ok(())
             })?;
@@ -324,7 +352,7 @@ impl SessionCore {
             self.buf.extend_from_slice(&frame_header_unsealed(stream.0, seq, ts, data.len()));
             self.buf.extend_from_slice(data);
             seal_record(&mut self.buf[start..], self.salt_state);
-            if self.buf.len() >= self.options.buffer_bytes {
+            if self.buf.len() >= self.flush_at {
                 self.io(|w, st| w.flush_to(st))?;
             }
         }
@@ -353,7 +381,14 @@ impl SessionCore {
     /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
     /// recoverable after a crash of this process.
     pub fn checkpoint(&mut self) -> Result<()> {
-        self.write_checkpoint(&[])
+        self.write_checkpoint(&[])?;
+        self.handed_to_os()
+    }
+
+    /// Waits until every byte written so far has reached the OS (an explicit checkpoint
+    /// promises that).
+    fn handed_to_os(&mut self) -> Result<()> {
+        self.io(|_, st| Ok(st.drain()?))
     }
 
     /// Writes a checkpoint carrying a snapshot of the caller's state (for instance a module's
@@ -362,7 +397,8 @@ impl SessionCore {
         if state.len() as u64 > MAX_BODY_LEN / 2 {
             return Err(Error::LimitExceeded("checkpoint state too large".into()));
         }
-        self.write_checkpoint(state)
+        self.write_checkpoint(state)?;
+        self.handed_to_os()
     }
 
     fn write_checkpoint(&mut self, state: &[u8]) -> Result<()> {
@@ -408,10 +444,7 @@ impl SessionCore {
         let mut sources: Vec<(u32, u64)> = self.chain.iter().filter(|(c, _)| *c > m).copied().collect();
         sources.sort_unstable();
         let control = std::mem::take(&mut self.control);
-        let (summary_control_count, summary_block_count) = {
-            let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
-            count_in_records(storage, &sources)?
-        };
+        let (summary_control_count, summary_block_count) = { count_in_records(self.reader()?, &sources)? };
         let entry_count: usize = self.streams.iter().map(|s| s.pending.len()).sum();
         let head = CheckpointHead {
             number,
@@ -454,6 +487,7 @@ impl SessionCore {
         let keep = decomposition(m);
         self.chain.retain(|(c, _)| keep.contains(c));
         self.chain.insert(0, (number, offset));
+        let strict = matches!(self.options.durability, Durability::EveryCheckpoint | Durability::EveryFrame);
         let sync_due = match self.options.durability {
             Durability::EveryCheckpoint | Durability::EveryFrame => true,
             Durability::Interval(d) => self.last_sync.elapsed() >= d,
@@ -463,16 +497,24 @@ impl SessionCore {
         let session = self.start_offset;
         self.io(|w, st| {
             w.flush_to(st)?;
-            if sync_due {
-                st.sync()?;
+            // The strict policies wait for the disk; the interval policy lets the write-behind
+            // thread sync in order, without holding up the recording.
+            match (sync_due, strict) {
+                (true, true) => st.sync()?,
+                (true, false) => st.sync_later()?,
+                (false, _) => {}
             }
             let slot =
                 Slot { state: State::Recording, committed_len: end, active_session: session, last_checkpoint: offset, ..w.slots.current };
             w.slots.commit(st, slot)?;
             // Under the strict policies the slot itself is made durable too.
-            if sync_due && matches!(w.options.durability, Durability::EveryCheckpoint | Durability::EveryFrame) {
+            if sync_due && strict {
                 st.sync()?;
             }
+            // Bound what is in flight to this checkpoint's interval: the one before it must
+            // have reached the OS.
+            let ticket = st.ticket();
+            st.wait_for(std::mem::replace(&mut w.checkpoint_ticket, ticket))?;
             Ok(())
         })?;
         if sync_due {
@@ -502,10 +544,7 @@ impl SessionCore {
         let mut counts = (0u32, 0u32);
         for blocks_pass in [false, true] {
             for &(number, record) in sources {
-                let sec = {
-                    let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
-                    read_sections(storage, record)?
-                };
+                let sec = read_sections(self.reader()?, record)?;
                 if sec.number != number {
                     return Err(Error::Malformed {
                         what: "checkpoint",
@@ -524,8 +563,7 @@ impl SessionCore {
                     while done < count as usize {
                         let n = per.min(count as usize - done);
                         scratch.resize(n * size, 0);
-                        let storage = self.storage.as_deref().ok_or_else(|| Error::Closed("session finished".into()))?;
-                        storage.read_at(at + (done * size) as u64, &mut scratch)?;
+                        self.reader()?.read_at(at + (done * size) as u64, &mut scratch)?;
                         for el in scratch.chunks_exact(size) {
                             match (blocks_pass, own) {
                                 (false, None) => put_summary_control(&mut self.buf, le_u32(el, 0), le_u64(el, 8)),
@@ -633,6 +671,8 @@ impl SessionCore {
 
     fn return_storage(&mut self) {
         if let Some(storage) = self.storage.take() {
+            // Waits for the write-behind queue.
+            let storage = storage.into_inner();
             if let Ok(mut home) = self.home.lock() {
                 home.storage = Some(storage);
                 home.slots = self.slots;

@@ -90,7 +90,9 @@ impl SessionWriter {
         self.core().frames()
     }
 
-    /// Checkpoints written so far.
+    /// Checkpoints written so far. Each counts once its bytes have reached the OS (so a crash
+    /// of the process from then on keeps it): with background writes this waits for the
+    /// latest checkpoint when it is still being written.
     pub fn checkpoints(&self) -> u32 {
         self.core().checkpoints()
     }
