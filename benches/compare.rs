@@ -45,6 +45,7 @@ fn reads(c: &mut Criterion) {
     let mut g = c.benchmark_group("read_all_100B");
     g.throughput(Throughput::Elements(N));
     g.bench_function("recfile_iterate", |b| b.iter_custom(|n| (0..n).map(|_| read_rec(&d.join("r.rec")).0).sum()));
+    g.bench_function("recfile_scan", |b| b.iter_custom(|n| (0..n).map(|_| scan_rec(&d.join("r.rec")).0).sum()));
     g.bench_function("mcap_message_stream", |b| b.iter_custom(|n| (0..n).map(|_| read_mcap(&d.join("r.mcap")).0).sum()));
     g.bench_function("raw_parse", |b| b.iter_custom(|n| (0..n).map(|_| read_raw(&d.join("r.raw")).0).sum()));
     g.finish();

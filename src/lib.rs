@@ -46,7 +46,7 @@ pub mod verify;
 pub mod write;
 
 pub use error::{Error, Result};
-pub use read::{Frame, Frames, RecFile, Replay, Session, SessionState, SkipDamaged, StreamInfo};
+pub use read::{Frame, FrameRef, Frames, RecFile, Replay, Scan, Session, SessionState, SkipDamaged, StreamInfo};
 pub use recover::{recover, recover_storage, RecoveryReport};
 pub use replay::{
     LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter,

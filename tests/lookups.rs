@@ -89,7 +89,19 @@ proptest! {
         let mut sorted: Vec<(usize, ModelFrame)> = model.iter().copied().enumerate().collect();
         sorted.sort_by_key(|(i, f)| (f.0, *i));
         let got: Vec<_> = r.iterate().map(|f| key(&f.unwrap())).collect();
-        prop_assert_eq!(got, sorted.iter().map(|(_, f)| mkey(*f)).collect::<Vec<_>>());
+        prop_assert_eq!(&got, &sorted.iter().map(|(_, f)| mkey(*f)).collect::<Vec<_>>());
+        // The borrowed walk gives the same frames with the same payloads, whole or by range.
+        let scanned: Vec<_> = r.scan().map(|f| {
+            let f = f.unwrap();
+            assert_eq!(f.data(), &f.timestamp().as_nanos().to_le_bytes()[..]);
+            key(&f.to_frame())
+        }).collect();
+        prop_assert_eq!(&scanned, &got);
+        let (from, to) = (Timestamp::from_nanos(-20), Timestamp::from_nanos(40));
+        let ranged: Vec<_> = r.scan_range(from, Some(to)).map(|f| f.unwrap().to_frame()).map(|f| key(&f)).collect();
+        let want_range: Vec<_> = r.iterate_range(from, Some(to)).map(|f| key(&f.unwrap())).collect();
+        prop_assert_eq!(&ranged, &want_range);
+        prop_assert!(ranged.iter().all(|k| (-20..40).contains(&k.0)));
         if !sorted.is_empty() {
             let i = sorted.len() / 2;
             prop_assert_eq!(key(&r.load(i as u64).unwrap()), mkey(sorted[i].1));

@@ -65,6 +65,14 @@ fn a_damaged_frame_is_an_error_naming_its_offset_and_the_others_still_read() {
     let results: Vec<_> = r.iterate().collect();
     assert_eq!(results.len(), 10);
     assert_eq!(results.iter().filter(|x| x.is_err()).count(), 1);
+    // The borrowed walk reports the same frame, the same way.
+    let scanned: Vec<_> = r.scan().collect();
+    assert_eq!(scanned.len(), 10);
+    match &scanned[3] {
+        Err(Error::CrcMismatch { offset: o, what: "frame", .. }) => assert_eq!(*o, offset),
+        other => panic!("expected a CRC error, got {other:?}"),
+    }
+    assert_eq!(scanned.iter().filter(|x| x.is_err()).count(), 1);
     let mut it = r.iterate().skip_damaged();
     let kept: Vec<_> = it.by_ref().collect();
     assert_eq!(kept.len(), 9);

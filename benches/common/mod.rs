@@ -89,6 +89,18 @@ pub fn read_rec(path: &Path) -> (Duration, u64) {
     (t.elapsed(), sum)
 }
 
+/// Sums payload bytes of every frame, recfile `scan()` (frames borrowed from the replay).
+pub fn scan_rec(path: &Path) -> (Duration, u64) {
+    let f = RecFile::open(path).unwrap();
+    let r = f.last_session().unwrap().stream("lidar").unwrap();
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for fr in r.scan() {
+        sum += fr.unwrap().data().len() as u64;
+    }
+    (t.elapsed(), sum)
+}
+
 /// Sums payload bytes of every message, `mcap::MessageStream` over a memory map.
 pub fn read_mcap(path: &Path) -> (Duration, u64) {
     let m = map(path);

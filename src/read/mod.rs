@@ -6,6 +6,6 @@ pub(crate) mod layout;
 mod replay;
 
 pub use file::{RecFile, Session, StreamInfo};
-pub use frame::Frame;
+pub use frame::{Frame, FrameRef};
 pub use layout::SessionState;
-pub use replay::{Frames, Replay, SkipDamaged};
+pub use replay::{Frames, Replay, Scan, SkipDamaged};
