@@ -20,8 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The pool of piece buffers, allocated (and touched) when the session starts so that the
-/// writer's memory is the same for a short session as for a long one. A buffer that grew
-/// beyond a piece (a big checkpoint) is freed rather than kept; a new one replaces it.
+/// writer's memory is the same for a short session as for a long one.
 const POOL: usize = 4;
 
 /// How long a caller that must wait for the background thread spins before it sleeps. A
@@ -30,7 +29,7 @@ const POOL: usize = 4;
 /// spin. The background thread spins less when it runs out of work: under a steady load the
 /// next piece comes soon, and when it does not, nobody is waiting for it.
 const CALLER_SPIN: Duration = Duration::from_micros(100);
-const WORKER_SPIN: Duration = Duration::from_micros(20);
+const WORKER_SPIN: Duration = Duration::from_micros(100);
 
 /// Spins until `moved` says the other thread made progress, or `limit` has passed.
 fn spin_until(limit: Duration, moved: impl Fn() -> bool) {
@@ -147,8 +146,20 @@ pub(crate) enum SessionStorage {
     Behind { worker: Worker, budget: usize },
 }
 
-/// Capacity of the buffers handed back by [`SessionStorage::write_buffer`] and kept for reuse.
-pub(crate) const PIECE_CAPACITY: usize = 68 * 1024;
+/// An empty buffer of the pool's capacity whose pages are already resident (written, not just
+/// allocated: zeroed allocations come from untouched pages), so that the writer's memory does
+/// not creep up as a long session uses more of each buffer.
+pub(crate) fn touched_buffer() -> Vec<u8> {
+    let mut b = Vec::with_capacity(PIECE_CAPACITY);
+    b.resize(PIECE_CAPACITY, 0xA5);
+    b.clear();
+    b
+}
+
+/// Capacity of the buffers handed back by [`SessionStorage::write_buffer`] and kept for reuse:
+/// a 64 KiB piece plus what a checkpoint or the final index appends before the next hand-over
+/// (they hand over at 128 KiB, after appending up to 64 KiB more), so that buffers do not grow.
+pub(crate) const PIECE_CAPACITY: usize = 320 * 1024;
 
 impl SessionStorage {
     /// Wraps `storage`; with `background`, starts the writer thread. `budget` bounds the bytes
@@ -157,13 +168,7 @@ impl SessionStorage {
         if !background {
             return SessionStorage::Direct(storage);
         }
-        let spare = (0..POOL)
-            .map(|_| {
-                let mut b = vec![0u8; PIECE_CAPACITY];
-                b.clear();
-                b
-            })
-            .collect();
+        let spare = (0..POOL).map(|_| touched_buffer()).collect();
         let shared = Arc::new(Shared {
             storage: Mutex::new(storage),
             queue: Mutex::new(Queue { spare, ..Queue::default() }),
@@ -393,7 +398,9 @@ fn run(shared: &Shared) {
             shared.failed.store(true, Ordering::Release);
         }
         if let Job::Write { mut data, .. } = job {
-            if q.spare.len() < POOL && data.capacity() <= PIECE_CAPACITY {
+            // Small copies are not kept: the next piece would reallocate as it fills. Nothing
+            // of the pool is freed, so the allocator never has to find room for a new one.
+            if q.spare.len() < POOL && data.capacity() >= PIECE_CAPACITY {
                 data.clear();
                 q.spare.push(data);
             }
@@ -471,8 +478,19 @@ impl Storage for SessionStorage {
             SessionStorage::Direct(s) => s.write_at(offset, data),
             SessionStorage::Behind { worker, budget } => {
                 let mut q = lock(&worker.shared.queue);
-                let mut copy = q.spare.pop().unwrap_or_default();
-                copy.extend_from_slice(data);
+                // Pool buffers only for copies of about their size: a slot commit is 64 bytes.
+                let copy = match q.spare.pop() {
+                    Some(mut b) if data.len() >= PIECE_CAPACITY / 4 && data.len() <= PIECE_CAPACITY => {
+                        b.extend_from_slice(data);
+                        b
+                    }
+                    other => {
+                        if let Some(b) = other {
+                            q.spare.push(b);
+                        }
+                        data.to_vec()
+                    }
+                };
                 submit(&worker.shared, q, *budget, Job::Write { offset, data: copy })
             }
         }

@@ -102,9 +102,8 @@ pub(crate) struct SessionCore {
     pub(crate) finished_info: Option<SessionInfo>,
 }
 
-/// Size of the pieces handed to the write-behind thread (its buffers hold a piece and the
-/// record that crosses the mark).
-const BACKGROUND_PIECE: usize = super::behind::PIECE_CAPACITY - 4096;
+/// Size of the pieces handed to the write-behind thread.
+const BACKGROUND_PIECE: usize = 64 * 1024;
 
 /// Payloads at least this large skip the buffer (written straight after flushing it).
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
@@ -120,7 +119,7 @@ impl SessionCore {
             (storage, home.slots, home.last_sync)
         };
         let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
-        let mut storage = SessionStorage::new(storage, background, 3 * BACKGROUND_PIECE);
+        let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE);
         let id = uuid::Uuid::new_v4();
         let salt = session_salt(&id);
         let start_offset = slots.current.committed_len;
@@ -133,7 +132,7 @@ impl SessionCore {
             metadata: metadata.clone(),
         };
         let flush_at = if background { recorder.options.buffer_bytes.min(BACKGROUND_PIECE) } else { recorder.options.buffer_bytes };
-        let mut buf = Vec::with_capacity(if background { super::behind::PIECE_CAPACITY } else { flush_at + 4096 });
+        let mut buf = if background { super::behind::touched_buffer() } else { Vec::with_capacity(flush_at + 4096) };
         put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
         let mut w = SessionCore {
             home: recorder.home.clone(),

@@ -57,22 +57,86 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// assert_eq!(session.finish().unwrap().frames, 400);
 /// ```
 pub struct SessionWriter {
-    core: Arc<Mutex<SessionCore>>,
+    core: CoreCell,
     pump: Option<Pump>,
     id: uuid::Uuid,
     name: String,
     actions: crate::session::ActionStateHandle,
 }
 
+/// The session state: owned by the writer (no lock per call) until a stream sender's thread
+/// needs to share it.
+enum CoreCell {
+    Owned(Box<SessionCore>),
+    Shared(Arc<Mutex<SessionCore>>),
+    /// Only inside [`SessionWriter::share`], which moves the state; never seen elsewhere.
+    Moving,
+}
+
+/// Mutable access to the session state, locked only when it is shared.
+enum CoreMut<'a> {
+    Owned(&'a mut SessionCore),
+    Locked(MutexGuard<'a, SessionCore>),
+}
+
+impl std::ops::Deref for CoreMut<'_> {
+    type Target = SessionCore;
+    fn deref(&self) -> &SessionCore {
+        match self {
+            CoreMut::Owned(c) => c,
+            CoreMut::Locked(g) => g,
+        }
+    }
+}
+
+impl std::ops::DerefMut for CoreMut<'_> {
+    fn deref_mut(&mut self) -> &mut SessionCore {
+        match self {
+            CoreMut::Owned(c) => c,
+            CoreMut::Locked(g) => g,
+        }
+    }
+}
+
+fn moving() -> Error {
+    Error::Closed("the session state is being handed to the sender thread".into())
+}
+
 impl SessionWriter {
     pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
         let core = SessionCore::start(recorder, name, metadata)?;
         let id = core.id();
-        Ok(SessionWriter { core: Arc::new(Mutex::new(core)), pump: None, id, name: name.to_string(), actions: Default::default() })
+        Ok(SessionWriter { core: CoreCell::Owned(Box::new(core)), pump: None, id, name: name.to_string(), actions: Default::default() })
     }
 
-    fn core(&self) -> MutexGuard<'_, SessionCore> {
-        lock(&self.core)
+    fn core(&mut self) -> Result<CoreMut<'_>> {
+        match &mut self.core {
+            CoreCell::Owned(c) => Ok(CoreMut::Owned(c)),
+            CoreCell::Shared(m) => Ok(CoreMut::Locked(lock(m))),
+            CoreCell::Moving => Err(moving()),
+        }
+    }
+
+    /// Runs `f` on the state for the `&self` queries.
+    fn read<T>(&self, f: impl FnOnce(&SessionCore) -> T) -> Option<T> {
+        match &self.core {
+            CoreCell::Owned(c) => Some(f(c)),
+            CoreCell::Shared(m) => Some(f(&lock(m))),
+            CoreCell::Moving => None,
+        }
+    }
+
+    /// The state behind a lock, shared with the sender thread from now on.
+    fn share(&mut self) -> Result<Arc<Mutex<SessionCore>>> {
+        if let CoreCell::Owned(_) = self.core {
+            if let CoreCell::Owned(c) = std::mem::replace(&mut self.core, CoreCell::Moving) {
+                self.core = CoreCell::Shared(Arc::new(Mutex::new(*c)));
+            }
+        }
+        match &self.core {
+            CoreCell::Shared(m) => Ok(m.clone()),
+            _ => Err(moving()),
+        }
     }
 
     /// The session's UUID.
@@ -87,41 +151,41 @@ impl SessionWriter {
 
     /// Frames written so far over all streams.
     pub fn frames(&self) -> u64 {
-        self.core().frames()
+        self.read(SessionCore::frames).unwrap_or(0)
     }
 
     /// Checkpoints written so far. Each counts once its bytes have reached the OS (so a crash
     /// of the process from then on keeps it): with background writes this waits for the
     /// latest checkpoint when it is still being written.
     pub fn checkpoints(&self) -> u32 {
-        self.core().checkpoints()
+        self.read(SessionCore::checkpoints).unwrap_or(0)
     }
 
     /// The id of a stream defined earlier, by name.
     pub fn stream_id(&self, name: &str) -> Option<StreamId> {
-        self.core().stream_id(name)
+        self.read(|c| c.stream_id(name)).flatten()
     }
 
     /// Defines a stream with an encoding label (`json`, `bincode`, `raw`, `cdr`, …).
     pub fn add_stream(&mut self, name: &str, encoding: &str) -> Result<StreamId> {
-        self.core().add_stream_with_schema(name, encoding, "", &[])
+        self.core()?.add_stream_with_schema(name, encoding, "", &[])
     }
 
     /// Defines a stream with an encoding label and a schema (name and bytes).
     pub fn add_stream_with_schema(&mut self, name: &str, encoding: &str, schema_name: &str, schema: &[u8]) -> Result<StreamId> {
-        self.core().add_stream_with_schema(name, encoding, schema_name, schema)
+        self.core()?.add_stream_with_schema(name, encoding, schema_name, schema)
     }
 
     /// Sets a metadata key of the session (written at once; a later value for the same key
     /// replaces the earlier one).
     pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
-        self.core().set_metadata(key, value)
+        self.core()?.set_metadata(key, value)
     }
 
     /// Appends a frame; returns how many frames the stream holds now (like dimos' `save_one`).
     /// Timestamps need not be increasing.
     pub fn write(&mut self, stream: StreamId, ts: Timestamp, data: &[u8]) -> Result<u64> {
-        self.core().write(stream, ts, data)
+        self.core()?.write(stream, ts, data)
     }
 
     /// Appends a frame stamped with the current wall time.
@@ -139,13 +203,13 @@ impl SessionWriter {
     /// Writes a checkpoint now: everything written so far is handed to the OS and becomes
     /// recoverable after a crash of this process.
     pub fn checkpoint(&mut self) -> Result<()> {
-        self.core().checkpoint()
+        self.core()?.checkpoint()
     }
 
     /// Writes a checkpoint carrying a snapshot of the caller's state (for instance a module's
     /// state, to restart a replay from here).
     pub fn checkpoint_with_state(&mut self, state: &[u8]) -> Result<()> {
-        self.core().checkpoint_with_state(state)
+        self.core()?.checkpoint_with_state(state)
     }
 
     /// A cloneable, `Send` handle through which other threads write frames of `stream`. Frames
@@ -153,13 +217,13 @@ impl SessionWriter {
     /// dropped) to a writer thread; a write error is reported by the next `send` and by
     /// [`SessionWriter::finish`].
     pub fn stream_sender(&mut self, stream: StreamId) -> Result<StreamSender> {
-        if self.core().stream_name(stream).is_none() {
+        if self.read(|c| c.stream_name(stream).is_none()).unwrap_or(true) {
             return Err(Error::InvalidArgument(format!("stream id {} is not defined in this session", stream.0)));
         }
         if self.pump.is_none() {
             let (tx, rx) = sync_channel(SENDER_QUEUE);
             let error = Arc::new(Mutex::new(None));
-            let (core, err) = (self.core.clone(), error.clone());
+            let (core, err) = (self.share()?, error.clone());
             let thread = std::thread::Builder::new()
                 .name("recfile-sender".into())
                 .spawn(move || pump(rx, core, err))
@@ -188,11 +252,11 @@ impl SessionWriter {
     /// frames are pending, the final index and the session end; syncs (unless
     /// `Durability::None`) and marks the file idle. Senders fail afterwards.
     pub fn finish(mut self) -> Result<SessionInfo> {
-        if let Some(info) = self.core().finished_info.clone() {
+        if let Some(info) = self.core()?.finished_info.clone() {
             return Ok(info);
         }
         let pumped = self.stop_pump();
-        let info = self.core().finish_inner();
+        let info = self.core()?.finish_inner();
         pumped?;
         info
     }
@@ -201,8 +265,8 @@ impl SessionWriter {
     /// and `finish` returns the same summary.
     pub(crate) fn finish_keep(&mut self) -> Result<SessionInfo> {
         self.stop_pump()?;
-        let info = self.core().finish_inner()?;
-        self.core().finished_info = Some(info.clone());
+        let info = self.core()?.finish_inner()?;
+        self.core()?.finished_info = Some(info.clone());
         Ok(info)
     }
 
@@ -211,7 +275,9 @@ impl SessionWriter {
     }
 
     pub(crate) fn set_snapshot(&mut self, f: Option<Box<dyn FnMut() -> Vec<u8> + Send>>) {
-        self.core().snapshot = f;
+        if let Ok(mut c) = self.core() {
+            c.snapshot = f;
+        }
     }
 
     /// Stops without finishing, as if the process had been killed now: bytes still in the
@@ -219,7 +285,9 @@ impl SessionWriter {
     /// to find. Meant for tests of crash handling.
     pub fn abandon(mut self) {
         let _ = self.stop_pump();
-        self.core().abandon();
+        if let Ok(mut c) = self.core() {
+            c.abandon();
+        }
     }
 }
 
