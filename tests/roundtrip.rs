@@ -216,3 +216,17 @@ fn long_indexes_written_in_pieces_read_back() {
         assert!(v.ok(), "{:?}", v.problems.first());
     }
 }
+
+/// The handles a binding (or another thread) takes ownership of can move between threads.
+#[test]
+fn main_handles_are_send() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<recfile::Recorder>();
+    send::<recfile::SessionWriter>();
+    send::<recfile::StreamSender>();
+    send_sync::<recfile::RecFile>();
+    send_sync::<recfile::Session>();
+    send_sync::<recfile::Replay>();
+    send_sync::<recfile::Frame>();
+}
