@@ -103,3 +103,74 @@ fn a_reader_sees_the_live_writer_up_to_its_last_checkpoint() {
     let f = RecFile::open(&path).unwrap();
     assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 60);
 }
+
+/// A disk that fills up: every write reaching past `limit` bytes fails.
+#[derive(Clone)]
+struct FillingDisk {
+    inner: std::sync::Arc<std::sync::Mutex<recfile::storage::MemStorage>>,
+    limit: u64,
+}
+
+impl recfile::storage::Storage for FillingDisk {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.lock().unwrap().read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if offset + data.len() as u64 > self.limit {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"));
+        }
+        self.inner.lock().unwrap().write_at(offset, data)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.lock().unwrap().len()
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.lock().unwrap().set_len(len)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.inner.lock().unwrap().sync()
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_and_every_checkpointed_frame_survives() {
+    for background in [true, false] {
+        let disk = FillingDisk { inner: Default::default(), limit: 300_000 };
+        let opts = RecorderOptions::new().checkpoint_every_frames(50).buffer_bytes(8192).background_writes(background);
+        let mut rec = Recorder::init_storage(Box::new(disk.clone()), opts).unwrap();
+        let mut s = rec.start_session("full").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        let (mut written, mut checkpointed, mut checkpoints) = (0u64, 0u64, 0);
+        let mut failure = None;
+        for i in 0..100_000i64 {
+            match s.write(a, ts(i), &[(i % 251) as u8; 200]) {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if s.checkpoints() != checkpoints {
+                checkpoints = s.checkpoints();
+                checkpointed = written;
+            }
+        }
+        let failure = failure.unwrap_or_else(|| panic!("background {background}: the disk never filled"));
+        assert!(failure.to_string().contains("no space left"), "background {background}: {failure}");
+        // Every later call fails too, finish included.
+        assert!(s.write(a, ts(1 << 40), b"x").is_err());
+        assert!(s.finish().is_err());
+        assert!(checkpointed > 0, "background {background}: no checkpoint before the disk filled");
+        // What reached the disk recovers to a prefix holding every checkpointed frame.
+        let mut image = disk.inner.lock().unwrap().clone();
+        recfile::recover_storage(&mut image).unwrap();
+        let f = RecFile::from_bytes(image.data).unwrap();
+        assert!(f.verify().ok(), "background {background}");
+        let r = f.last_session().unwrap().stream("a").unwrap();
+        assert!(r.len() >= checkpointed, "background {background}: {} < {checkpointed}", r.len());
+        assert!(r.len() <= written);
+        for (i, fr) in r.iterate().enumerate() {
+            assert_eq!(fr.unwrap().data(), &[(i % 251) as u8; 200][..], "background {background}: frame {i}");
+        }
+    }
+}
