@@ -339,8 +339,11 @@ impl SessionCore {
         if data.len() >= DIRECT_WRITE_MIN {
             self.buf.extend_from_slice(&frame_header(self.salt_state, stream.0, seq, ts, data));
             self.io(|w, st| {
-                w.flush_to(st)?;
-                // Written from here, without a copy: the queue is drained first.
+                // Written from here, without a copy or a hand-over to the write-behind thread
+                // (whose queue is drained first).
+                st.write_direct(w.buf_start, &w.buf)?;
+                w.buf_start += w.buf.len() as u64;
+                w.buf.clear();
                 st.write_direct(w.buf_start, data)?;
                 w.buf_start += data.len() as u64;
                 Ok(())
