@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 /// writer's memory is the same for a short session as for a long one.
 const POOL: usize = 4;
 
-/// How long a caller that must wait for the background thread spins before it sleeps. A
-/// sleep and wake-up through the kernel costs tens of microseconds on virtual machines, as
-/// long as writing a whole piece, so short waits (a checkpoint waiting for the one before it)
-/// spin. The background thread spins less when it runs out of work: under a steady load the
-/// next piece comes soon, and when it does not, nobody is waiting for it.
+/// How long a thread that must wait for the other spins before it sleeps. A sleep and wake-up
+/// through the kernel costs tens of microseconds on virtual machines, as long as writing a
+/// whole piece, so short waits (a checkpoint waiting for the one before it) spin. The
+/// background thread spins as long when it runs out of work: waking it would cost the
+/// recording thread a system call per piece (measured: 20 µs of spinning made 100-byte
+/// writes 10 % slower than 100 µs). At a low rate this spends at most 100 µs per piece.
 const CALLER_SPIN: Duration = Duration::from_micros(100);
 const WORKER_SPIN: Duration = Duration::from_micros(100);
 
@@ -380,11 +381,15 @@ fn run(shared: &Shared) {
         let result = if skip {
             Ok(())
         } else {
-            let mut storage = lock(&shared.storage);
-            match &job {
-                Job::Write { offset, data, .. } => storage.write_at(*offset, data),
-                Job::Sync => storage.sync(),
-            }
+            // A storage that panics fails the queue instead of leaving its waiters waiting.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut storage = lock(&shared.storage);
+                match &job {
+                    Job::Write { offset, data, .. } => storage.write_at(*offset, data),
+                    Job::Sync => storage.sync(),
+                }
+            }))
+            .unwrap_or_else(|_| Err(io::Error::other("the storage panicked")))
         };
         q = lock(&shared.queue);
         q.in_progress = None;
@@ -627,6 +632,35 @@ mod tests {
         assert!(behind.sync().is_err());
         let inner = behind.into_inner();
         assert_eq!(inner.read_all().unwrap(), vec![1, 1, 2, 2]);
+    }
+
+    struct Panicking;
+
+    impl Storage for Panicking {
+        fn read_at(&self, _: u64, _: &mut [u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_at(&mut self, _: u64, _: &[u8]) -> io::Result<()> {
+            panic!("storage bug")
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(0)
+        }
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_storage_fails_the_queue_instead_of_hanging() {
+        let mut behind = SessionStorage::new(Box::new(Panicking), true, 1 << 20);
+        let _ = behind.write_at(0, b"x");
+        let err = behind.drain().unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        let _ = behind.into_inner();
     }
 
     #[test]
