@@ -158,9 +158,9 @@ pub(crate) fn touched_buffer() -> Vec<u8> {
 }
 
 /// Capacity of the buffers handed back by [`SessionStorage::write_buffer`] and kept for reuse:
-/// a 64 KiB piece plus what a checkpoint or the final index appends before the next hand-over
+/// a 256 KiB piece plus what a checkpoint or the final index appends before the next hand-over
 /// (they hand over at 128 KiB, after appending up to 64 KiB more), so that buffers do not grow.
-pub(crate) const PIECE_CAPACITY: usize = 320 * 1024;
+pub(crate) const PIECE_CAPACITY: usize = 576 * 1024;
 
 impl SessionStorage {
     /// Wraps `storage`; with `background`, starts the writer thread. `budget` bounds the bytes

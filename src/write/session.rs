@@ -102,8 +102,11 @@ pub(crate) struct SessionCore {
     pub(crate) finished_info: Option<SessionInfo>,
 }
 
-/// Size of the pieces handed to the write-behind thread.
-const BACKGROUND_PIECE: usize = 64 * 1024;
+/// Size of the pieces handed to the write-behind thread. Large writes matter twice on Linux:
+/// measured here, 1M frames of 139 bytes written in 64 KiB `pwrite`s took 65 ms plus an 87 ms
+/// fsync, in 256 KiB ones 48 + 61 ms, in 1 MiB ones 41 + 57 ms (larger page-cache folios). A
+/// checkpoint interval of small frames (~125 KB by default) then goes to the OS in one write.
+const BACKGROUND_PIECE: usize = 256 * 1024;
 
 /// Payloads at least this large skip the buffer (written straight after flushing it).
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
