@@ -174,3 +174,25 @@ fn a_full_disk_is_reported_and_every_checkpointed_frame_survives() {
         }
     }
 }
+
+#[test]
+fn a_reader_in_the_writers_process_sees_every_automatic_checkpoint_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auto.rec");
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(1000).create(&path).unwrap();
+    let mut s = rec.start_session("auto").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    for round in 1..=5u64 {
+        for i in 0..1000u64 {
+            let n = (round - 1) * 1000 + i;
+            s.write(a, ts(n as i64), &n.to_le_bytes()).unwrap();
+        }
+        // The write that made checkpoint `round` has just returned; its bytes may still be on
+        // the write-behind queue, and the reader must see them all the same.
+        let f = RecFile::open(&path).unwrap();
+        let r = f.last_session().unwrap().stream("a").unwrap();
+        assert_eq!(r.len(), round * 1000, "after checkpoint {round}");
+        assert_eq!(r.last().unwrap().data(), &(round * 1000 - 1).to_le_bytes());
+    }
+    s.finish().unwrap();
+}

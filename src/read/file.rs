@@ -111,11 +111,15 @@ impl RecFile {
     pub fn open(path: impl AsRef<Path>) -> Result<RecFile> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::from(e).with_path(path))?;
+        let live = writer_holds_lock(&file);
+        if live {
+            // A writer in this process may still have checkpoints on its write-behind queue.
+            crate::write::settle_queued_writes(&file);
+        }
         let len = file.metadata().map_err(|e| Error::from(e).with_path(path))?.len();
         if len == 0 {
             return Err(Error::EmptyFile);
         }
-        let live = writer_holds_lock(&file);
         // SAFETY: the map is read-only. Writers only append to the file, and recovery only
         // truncates bytes after the last valid record; a reader dereferences only bytes inside
         // records it has validated, which therefore stay mapped (see spec, "Readers and

@@ -15,7 +15,7 @@ use crate::storage::{Storage, View};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,31 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
+/// The write-behind queues of the sessions recording in this process, by file identity (device,
+/// inode), so that a reader opening the same file here first waits for what is queued: in one
+/// process, a reader sees every checkpoint the writer has made, as with synchronous writes.
+static LIVE: Mutex<Vec<((u64, u64), Weak<Shared>)>> = Mutex::new(Vec::new());
+
+/// The identity of an open file.
+pub(crate) fn file_identity(file: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Waits until the queues of the sessions of this process that write `file` are carried out.
+pub(crate) fn settle_queued_writes(file: &std::fs::File) {
+    let Some(id) = file_identity(file) else { return };
+    let queues: Vec<Arc<Shared>> = {
+        let mut live = lock(&LIVE);
+        live.retain(|(_, w)| w.strong_count() > 0);
+        live.iter().filter(|(i, _)| *i == id).filter_map(|(_, w)| w.upgrade()).collect()
+    };
+    for shared in queues {
+        let ticket = shared.issued.load(Ordering::Acquire);
+        drop(shared.wait_until(lock(&shared.queue), |_| shared.done.load(Ordering::Acquire) >= ticket));
+    }
+}
+
 /// The background thread and what it shares; dropping it finishes the queue and joins.
 pub(crate) struct Worker {
     shared: Arc<Shared>,
@@ -189,6 +214,15 @@ impl SessionStorage {
                 Ok(s) => SessionStorage::Direct(s.storage.into_inner().unwrap_or_else(|e| e.into_inner())),
                 Err(shared) => SessionStorage::Direct(Box::new(SharedStorage(shared))),
             },
+        }
+    }
+
+    /// Makes the queue known to readers opening the file `id` in this process (see [`LIVE`]).
+    pub fn register(&self, id: (u64, u64)) {
+        if let SessionStorage::Behind { worker, .. } = self {
+            let mut live = lock(&LIVE);
+            live.retain(|(_, w)| w.strong_count() > 0);
+            live.push((id, Arc::downgrade(&worker.shared)));
         }
     }
 

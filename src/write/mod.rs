@@ -8,6 +8,7 @@ mod session;
 pub(crate) mod tail;
 mod writer;
 
+pub(crate) use behind::settle_queued_writes;
 pub use options::{Durability, RecorderOptions};
 pub(crate) use recorder::lock_exclusive;
 pub use recorder::Recorder;

@@ -123,6 +123,10 @@ impl SessionCore {
         };
         let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
         let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE);
+        if let Some(id) = recorder.path.as_deref().and_then(|p| std::fs::File::open(p).ok()).and_then(|f| super::behind::file_identity(&f))
+        {
+            storage.register(id);
+        }
         let id = uuid::Uuid::new_v4();
         let salt = session_salt(&id);
         let start_offset = slots.current.committed_len;
