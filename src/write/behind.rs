@@ -127,10 +127,13 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
 /// The write-behind queues of the sessions recording in this process, by file identity (device,
 /// inode), so that a reader opening the same file here first waits for what is queued: in one
 /// process, a reader sees every checkpoint the writer has made, as with synchronous writes.
-static LIVE: Mutex<Vec<((u64, u64), Weak<Shared>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<(FileId, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+/// A file's device and inode numbers.
+pub(crate) type FileId = (u64, u64);
 
 /// The identity of an open file.
-pub(crate) fn file_identity(file: &std::fs::File) -> Option<(u64, u64)> {
+pub(crate) fn file_identity(file: &std::fs::File) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
     file.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
@@ -218,7 +221,7 @@ impl SessionStorage {
     }
 
     /// Makes the queue known to readers opening the file `id` in this process (see [`LIVE`]).
-    pub fn register(&self, id: (u64, u64)) {
+    pub fn register(&self, id: FileId) {
         if let SessionStorage::Behind { worker, .. } = self {
             let mut live = lock(&LIVE);
             live.retain(|(_, w)| w.strong_count() > 0);
