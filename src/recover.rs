@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
 use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind};
-use crate::read::layout::{checkpoint_candidates, discover, discover_by_scan, scan_active, ActiveScan};
+use crate::read::layout::{checkpoint_candidates, discover_by_scan, read_finished, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage, View};
 use crate::write::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
 use std::fs::OpenOptions;
@@ -100,7 +100,9 @@ fn plan(file: &[u8], slots: &Slots) -> Plan {
         if let Ok(scan) = scan_active(file, slot.active_session, &checkpoint_candidates(slots), len) {
             return Plan::Recover(Box::new(scan));
         }
-    } else if slot.committed_len <= len && discover(file, slots, false).is_ok() {
+    } else if slot.committed_len <= len && (slot.last_session_end == 0 || read_finished(file, slot.last_session_end).is_ok()) {
+        // The slot's last session is finished and intact: damage in older sessions is not
+        // recovery's to repair (and rescanning past it could undo an earlier recovery).
         if len == slot.committed_len {
             return Plan::Nothing;
         }

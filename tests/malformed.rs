@@ -143,3 +143,28 @@ fn random_garbage_after_a_valid_header_never_panics() {
         }
     }
 }
+
+/// Found by fuzzing from the golden files: a damaged record in an older session (its length
+/// field), a copied session start, a damaged commit slot and an interrupted last session. The
+/// first recovery keeps all 13 frames through the slot's checkpoint chain; a second recovery
+/// must then change nothing (it used to rescan past the damage, stop at a damaged checkpoint
+/// and truncate the file, dropping 5 of the frames the first one had kept).
+#[test]
+fn recovery_past_a_damaged_older_session_is_idempotent() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/regressions/damaged_chain_interrupted.rec")).unwrap();
+    let before = RecFile::from_bytes(bytes.clone()).unwrap();
+    let seen_before = before.last_session().unwrap().frame_count();
+    let mut storage = recfile::storage::MemStorage::new(bytes);
+    let first = recfile::recover_storage(&mut storage).unwrap();
+    assert!(first.was_interrupted);
+    assert_eq!(first.frames_kept, 13);
+    assert_eq!(seen_before, 13, "the read-only view agrees with recovery");
+    let recovered = storage.data.clone();
+    let second = recfile::recover_storage(&mut storage).unwrap();
+    assert!(!second.was_interrupted && second.bytes_dropped == 0, "{second:?}");
+    assert_eq!(storage.data, recovered, "a second recovery changed the file");
+    let f = RecFile::from_bytes(recovered).unwrap();
+    let last = f.last_session().unwrap();
+    assert_eq!(last.state(), recfile::SessionState::Finished);
+    assert_eq!(last.stream("a").unwrap().iterate().filter(|x| x.is_ok()).count(), 13);
+}

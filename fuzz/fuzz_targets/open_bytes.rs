@@ -16,6 +16,15 @@ fn exercise(f: &RecFile) {
                     let _ = fr.decode::<Vec<u8>>();
                 }
             }
+            // The borrowed walk must agree with the owned one, frame by frame.
+            for (a, b) in r.scan().zip(r.iterate()).take(1000) {
+                match (a, b) {
+                    (Ok(a), Ok(b)) => assert!(a.data() == b.data() && a.offset() == b.offset(), "scan and iterate disagree"),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("scan and iterate disagree on a damaged frame"),
+                }
+            }
+            let _ = r.scan_range(Timestamp::from_nanos(-1), Some(Timestamp::from_nanos(1 << 40))).take(100).count();
             for t in [i64::MIN, -1, 0, 1, 1 << 40, i64::MAX] {
                 let _ = r.find_closest(Timestamp::from_nanos(t), None);
                 let _ = r.find_closest(Timestamp::from_nanos(t), Some(Duration::from_nanos(5)));

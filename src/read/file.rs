@@ -1,6 +1,6 @@
 //! The file and its sessions.
 
-use super::layout::{directory_runs, discover, discover_by_scan, Run, RunSource, SessionLayout, SessionState};
+use super::layout::{directory_runs, discover, discover_around_damage, Run, RunSource, SessionLayout, SessionState};
 use super::replay::{Replay, StreamIndex};
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slots};
@@ -156,7 +156,7 @@ impl RecFile {
             Ok(s) => s,
             Err(e) => {
                 warnings.push(format!("session chain damaged ({e}); sessions were found by scanning the file"));
-                discover_by_scan(bytes)
+                discover_around_damage(bytes, &slots, live)
             }
         };
         let run_cache = sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect();

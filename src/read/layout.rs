@@ -495,7 +495,7 @@ fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
 }
 
 /// Reads a finished session backwards from its SessionEnd record.
-fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
+pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayout> {
     let unchecked = read_record(file, end_offset, None)?;
     if unchecked.kind() != Some(Kind::SessionEnd) {
         return Err(Error::Malformed {
@@ -681,12 +681,64 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
     Ok(sessions)
 }
 
+/// The sessions of a file whose session chain is damaged. The newest sessions that the chain
+/// still reaches from the slot are taken as the chain describes them (a damaged record in an
+/// older session must not hide, or make recovery redo, a newer one); the bytes before them are
+/// scanned, and so are the bytes after them when the slot's active session cannot be read.
+pub(crate) fn discover_around_damage(file: &[u8], slots: &Slots, live: bool) -> Vec<SessionLayout> {
+    let slot: Slot = slots.current;
+    let mut trusted = Vec::new();
+    let mut at = slot.last_session_end;
+    let mut bound = u64::MAX;
+    while at != 0 && at < bound {
+        match read_finished(file, at) {
+            Ok(s) => {
+                bound = s.offset;
+                at = s.start.prev_session_end;
+                trusted.push(s);
+            }
+            Err(_) => break,
+        }
+    }
+    trusted.reverse();
+    let len = file.len() as u64;
+    let active = (slot.state == SlotState::Recording)
+        .then(|| {
+            let limit = if live { slot.committed_len } else { len };
+            let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit).ok()?;
+            let state = if live { SessionState::Recording } else { SessionState::Interrupted };
+            match &scan.found_end {
+                Some((end_at, _)) if !live => read_finished(file, *end_at).ok(),
+                _ => layout_of_active(file, &scan, state).ok(),
+            }
+        })
+        .flatten();
+    // Scanned: what lies before the trusted sessions (and before the active one).
+    let before = bound.min(active.as_ref().map_or(len, |a| a.offset)).min(len);
+    let mut sessions: Vec<SessionLayout> =
+        if at == 0 && !trusted.is_empty() { Vec::new() } else { discover_by_scan_range(file, HEADER_LEN, before) };
+    let after = trusted.last().map_or(before, |s| s.segment_end);
+    sessions.extend(trusted);
+    match active {
+        Some(a) => sessions.push(a),
+        None if after < len && after > HEADER_LEN => sessions.extend(discover_by_scan_range(file, after, len)),
+        None => {}
+    }
+    sessions
+}
+
 /// Scans the whole file forward for sessions: the slow path for files whose session chain is
 /// damaged. Each session is read up to its first invalid record; the next session is then
 /// searched for byte by byte.
 pub(crate) fn discover_by_scan(file: &[u8]) -> Vec<SessionLayout> {
+    discover_by_scan_range(file, HEADER_LEN, file.len() as u64)
+}
+
+/// [`discover_by_scan`] over the sessions that start in `[from, to)`, read no further than `to`.
+fn discover_by_scan_range(file: &[u8], from: u64, to: u64) -> Vec<SessionLayout> {
+    let file = &file[..usize::try_from(to).unwrap_or(usize::MAX).min(file.len())];
     let mut sessions = Vec::new();
-    let mut at = HEADER_LEN;
+    let mut at = from.max(HEADER_LEN);
     while at < file.len() as u64 {
         let Ok(scan) = scan_active(file, at, &[], file.len() as u64) else {
             at += 1;
