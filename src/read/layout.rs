@@ -653,32 +653,57 @@ pub(crate) fn checkpoint_candidates(slots: &Slots) -> Vec<u64> {
 /// Every session of a file, oldest first. `live` says a writer holds the file: its active
 /// session is then read only up to the committed length.
 pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<SessionLayout>> {
-    let slot: Slot = slots.current;
+    let (mut sessions, broken) = walk_chain(file, slots.current);
+    if let Some(e) = broken {
+        return Err(e);
+    }
+    if let Some(active) = active_session(file, slots, live) {
+        sessions.push(active?);
+    }
+    Ok(sessions)
+}
+
+/// The finished sessions the chain reaches from the slot's last session end, oldest first, and
+/// the error that stopped the walk before the first session, if one did.
+fn walk_chain(file: &[u8], slot: Slot) -> (Vec<SessionLayout>, Option<Error>) {
     let mut sessions = Vec::new();
     let mut at = slot.last_session_end;
     let mut bound = u64::MAX;
+    let mut broken = None;
     while at != 0 {
         if at >= bound {
-            return Err(Error::Malformed { what: "session end", offset: at, reason: "session chain does not go backwards".into() });
+            broken = Some(Error::Malformed { what: "session end", offset: at, reason: "session chain does not go backwards".into() });
+            break;
         }
-        let s = read_finished(file, at)?;
-        bound = s.offset;
-        at = s.start.prev_session_end;
-        sessions.push(s);
-    }
-    sessions.reverse();
-    if slot.state == SlotState::Recording {
-        let limit = if live { slot.committed_len } else { file.len() as u64 };
-        let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit)?;
-        match &scan.found_end {
-            Some((end_at, _)) if !live => sessions.push(read_finished(file, *end_at)?),
-            _ => {
-                let state = if live { SessionState::Recording } else { SessionState::Interrupted };
-                sessions.push(layout_of_active(file, &scan, state)?);
+        match read_finished(file, at) {
+            Ok(s) => {
+                bound = s.offset;
+                at = s.start.prev_session_end;
+                sessions.push(s);
+            }
+            Err(e) => {
+                broken = Some(e);
+                break;
             }
         }
     }
-    Ok(sessions)
+    sessions.reverse();
+    (sessions, broken)
+}
+
+/// The slot's active session, rebuilt (§8) up to the committed length under a live writer;
+/// `None` when the slot says idle.
+fn active_session(file: &[u8], slots: &Slots, live: bool) -> Option<Result<SessionLayout>> {
+    let slot = slots.current;
+    if slot.state != SlotState::Recording {
+        return None;
+    }
+    let limit = if live { slot.committed_len } else { file.len() as u64 };
+    let rebuilt = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit).and_then(|scan| match &scan.found_end {
+        Some((end_at, _)) if !live => read_finished(file, *end_at),
+        _ => layout_of_active(file, &scan, if live { SessionState::Recording } else { SessionState::Interrupted }),
+    });
+    Some(rebuilt)
 }
 
 /// The sessions of a file whose session chain is damaged. The newest sessions that the chain
@@ -686,37 +711,12 @@ pub(crate) fn discover(file: &[u8], slots: &Slots, live: bool) -> Result<Vec<Ses
 /// older session must not hide, or make recovery redo, a newer one); the bytes before them are
 /// scanned, and so are the bytes after them when the slot's active session cannot be read.
 pub(crate) fn discover_around_damage(file: &[u8], slots: &Slots, live: bool) -> Vec<SessionLayout> {
-    let slot: Slot = slots.current;
-    let mut trusted = Vec::new();
-    let mut at = slot.last_session_end;
-    let mut bound = u64::MAX;
-    while at != 0 && at < bound {
-        match read_finished(file, at) {
-            Ok(s) => {
-                bound = s.offset;
-                at = s.start.prev_session_end;
-                trusted.push(s);
-            }
-            Err(_) => break,
-        }
-    }
-    trusted.reverse();
+    let (trusted, broken) = walk_chain(file, slots.current);
     let len = file.len() as u64;
-    let active = (slot.state == SlotState::Recording)
-        .then(|| {
-            let limit = if live { slot.committed_len } else { len };
-            let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit).ok()?;
-            let state = if live { SessionState::Recording } else { SessionState::Interrupted };
-            match &scan.found_end {
-                Some((end_at, _)) if !live => read_finished(file, *end_at).ok(),
-                _ => layout_of_active(file, &scan, state).ok(),
-            }
-        })
-        .flatten();
+    let active = active_session(file, slots, live).and_then(Result::ok);
     // Scanned: what lies before the trusted sessions (and before the active one).
-    let before = bound.min(active.as_ref().map_or(len, |a| a.offset)).min(len);
-    let mut sessions: Vec<SessionLayout> =
-        if at == 0 && !trusted.is_empty() { Vec::new() } else { discover_by_scan_range(file, HEADER_LEN, before) };
+    let before = trusted.first().map_or(len, |s| s.offset).min(active.as_ref().map_or(len, |a| a.offset));
+    let mut sessions = if broken.is_none() && !trusted.is_empty() { Vec::new() } else { discover_by_scan_range(file, HEADER_LEN, before) };
     let after = trusted.last().map_or(before, |s| s.segment_end);
     sessions.extend(trusted);
     match active {

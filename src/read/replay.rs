@@ -403,6 +403,18 @@ impl MergeState {
         MergeState { heap, pos }
     }
 
+    /// The next entry with a timestamp before `end`; past it, the walk stays exhausted.
+    #[inline]
+    fn next_before(&mut self, r: &Replay, end: Option<i64>) -> Option<(usize, IndexEntry)> {
+        let (si, e) = self.next_entry(r)?;
+        if end.is_some_and(|end| e.ts >= end) {
+            self.heap.clear();
+            self.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
+            return None;
+        }
+        Some((si, e))
+    }
+
     #[inline]
     fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
         if let ([s], [c]) = (r.streams.as_slice(), self.pos.as_mut_slice()) {
@@ -432,13 +444,7 @@ impl Iterator for Frames {
     type Item = Result<Frame>;
     #[inline]
     fn next(&mut self) -> Option<Result<Frame>> {
-        let (si, e) = self.merge.next_entry(&self.replay)?;
-        if self.end.is_some_and(|end| e.ts >= end) {
-            // Past the range: stay exhausted.
-            self.merge.heap.clear();
-            self.merge.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
-            return None;
-        }
+        let (si, e) = self.merge.next_before(&self.replay, self.end)?;
         Some(self.replay.load_entry(&self.replay.streams[si], e))
     }
 }
@@ -455,12 +461,7 @@ impl<'a> Iterator for Scan<'a> {
     #[inline]
     fn next(&mut self) -> Option<Result<FrameRef<'a>>> {
         let r = self.replay;
-        let (si, e) = self.merge.next_entry(r)?;
-        if self.end.is_some_and(|end| e.ts >= end) {
-            self.merge.heap.clear();
-            self.merge.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
-            return None;
-        }
+        let (si, e) = self.merge.next_before(r, self.end)?;
         let l = r.session.layout();
         Some(FrameRef::load(&r.session.file, r.session.index, l.salt_state, r.streams[si].id, e))
     }
