@@ -21,6 +21,7 @@ pub struct Window {
     seek: Duration,
     from: Option<Timestamp>,
     duration: Option<Duration>,
+    until: Option<Timestamp>,
     looping: bool,
 }
 
@@ -44,6 +45,12 @@ impl Window {
         self.duration = Some(d);
         self
     }
+    /// Ends at an absolute time, inclusive (a frame at exactly `t` is in the window, as in SQL's
+    /// `BETWEEN`); with `duration` too, the earlier end wins.
+    pub fn until_timestamp(mut self, t: Timestamp) -> Self {
+        self.until = Some(t);
+        self
+    }
     /// Replays the window again and again, each pass a new lap.
     pub fn looping(mut self, on: bool) -> Self {
         self.looping = on;
@@ -58,7 +65,13 @@ impl Window {
     pub fn bounds(&self, replay: &Replay) -> Option<(Timestamp, Option<Timestamp>)> {
         let base = self.from.or_else(|| replay.first_timestamp())?;
         let start = base + self.seek;
-        Some((start, self.duration.map(|d| start + d)))
+        let by_duration = self.duration.map(|d| start + d);
+        let by_until = self.until.map(|t| t + Duration::from_nanos(1));
+        let end = match (by_duration, by_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some((start, end))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `rec cat`: frames in timestamp order.
 
 use crate::exit;
-use crate::output::{frame_json, parse_duration, parse_secs, preview, utc, CliResult};
+use crate::output::{frame_line, parse_duration, parse_time, preview, utc, CliResult};
 use recfile::{RecFile, Replay, Session, Timestamp, Window};
 use std::io::Write;
 use std::time::Duration;
@@ -19,16 +19,26 @@ pub struct Args {
     /// Stop this many seconds after the start (exclusive).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Start at this absolute time (seconds since the Unix epoch).
-    #[arg(long, value_parser = parse_secs, allow_hyphen_values = true)]
-    pub from: Option<f64>,
+    /// Start at this absolute time (seconds since the Unix epoch, or ISO 8601 such as
+    /// 2024-01-01T00:00:10Z).
+    #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
+    pub from: Option<Timestamp>,
+    /// End at this absolute time, inclusive (seconds since the Unix epoch, or ISO 8601).
+    #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
+    pub until: Option<Timestamp>,
     /// Print the window N times (laps); JSON lines then carry a "lap" key.
     #[arg(long = "loop", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub laps: Option<u64>,
 }
 
 /// The window the --seek/--duration/--from/--loop arguments describe.
-pub fn window_of(seek: Option<Duration>, duration: Option<Duration>, from: Option<f64>, looping: bool) -> CliResult<Window> {
+pub fn window_of(
+    seek: Option<Duration>,
+    duration: Option<Duration>,
+    from: Option<Timestamp>,
+    until: Option<Timestamp>,
+    looping: bool,
+) -> CliResult<Window> {
     let mut w = Window::new().looping(looping);
     if let Some(s) = seek {
         w = w.seek(s);
@@ -37,7 +47,10 @@ pub fn window_of(seek: Option<Duration>, duration: Option<Duration>, from: Optio
         w = w.duration(d);
     }
     if let Some(f) = from {
-        w = w.from_timestamp(Timestamp::from_secs_f64(f)?);
+        w = w.from_timestamp(f);
+    }
+    if let Some(u) = until {
+        w = w.until_timestamp(u);
     }
     Ok(w)
 }
@@ -72,7 +85,7 @@ pub fn run(a: Args) -> CliResult {
     };
     let mut written = 0u64;
     let laps = a.laps;
-    let window = window_of(a.seek, a.duration, a.from, laps.is_some())?;
+    let window = window_of(a.seek, a.duration, a.from, a.until, laps.is_some())?;
     for fr in replay.iterate_window(&window) {
         if let Ok(f) = &fr {
             if laps.is_some_and(|n| f.lap >= n) {
@@ -89,11 +102,7 @@ pub fn run(a: Args) -> CliResult {
         };
         let enc = encodings.get(fr.stream()).map(String::as_str).unwrap_or("");
         let r = if a.json {
-            let mut v = frame_json(&fr, enc);
-            if laps.is_some() {
-                v["lap"] = fr.lap.into();
-            }
-            writeln!(out, "{v}")
+            writeln!(out, "{}", frame_line(&fr, enc, laps.map(|_| fr.lap)))
         } else {
             writeln!(
                 out,

@@ -2,7 +2,7 @@
 
 use crate::cat::pick_session;
 use crate::exit;
-use crate::output::{frame_json, parse_duration, parse_secs, preview, utc, CliError, CliResult};
+use crate::output::{frame_line, parse_duration, parse_offset_nanos, parse_time, preview, utc, CliResult};
 use recfile::{RecFile, Timestamp};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,15 +28,15 @@ pub struct Args {
     /// Session UUID or 0-based position; default: the last.
     #[arg(long, allow_hyphen_values = true)]
     pub session: Option<String>,
-    /// Absolute time in seconds since the Unix epoch.
-    #[arg(long, value_parser = parse_secs, allow_hyphen_values = true)]
-    pub at: Option<f64>,
+    /// Absolute time: seconds since the Unix epoch, or ISO 8601 (2024-01-01T00:00:10Z).
+    #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
+    pub at: Option<Timestamp>,
     /// Absolute time in nanoseconds since the Unix epoch.
     #[arg(long, allow_hyphen_values = true)]
     pub at_ns: Option<i64>,
-    /// Time in seconds after the stream's first frame.
-    #[arg(long, value_parser = parse_secs, allow_hyphen_values = true)]
-    pub seek: Option<f64>,
+    /// Time in seconds after the stream's first frame (negative: before it).
+    #[arg(long, value_parser = parse_offset_nanos, allow_hyphen_values = true)]
+    pub seek: Option<i64>,
     /// Maximum distance in seconds between the time and the frame.
     #[arg(long, value_parser = parse_duration)]
     pub tolerance: Option<Duration>,
@@ -55,20 +55,15 @@ pub fn run(a: Args) -> CliResult {
     let encoding = replay.encoding().to_string();
     let t = if let Some(ns) = a.at_ns {
         Timestamp::from_nanos(ns)
-    } else if let Some(secs) = a.at {
-        Timestamp::from_secs_f64(secs)?
+    } else if let Some(at) = a.at {
+        at
     } else {
-        let seek = a.seek.unwrap_or(0.0);
+        let seek = a.seek.unwrap_or(0);
         let Some(first) = replay.first_timestamp() else {
             eprintln!("rec: stream {:?} has no frames", a.stream);
             return Ok(exit::NOT_FOUND);
         };
-        let offset = Duration::try_from_secs_f64(seek.abs()).map_err(|e| CliError::new(format!("--seek: {e}")))?;
-        if seek < 0.0 {
-            first - offset
-        } else {
-            first + offset
-        }
+        Timestamp::from_nanos(first.as_nanos().saturating_add(seek))
     };
     let found = match a.mode {
         Mode::Closest => replay.try_find_closest(t, a.tolerance)?,
@@ -79,7 +74,7 @@ pub fn run(a: Args) -> CliResult {
     match found {
         Some(fr) => {
             if a.json {
-                println!("{}", frame_json(&fr, &encoding));
+                println!("{}", frame_line(&fr, &encoding, None));
             } else {
                 println!("{}  {}  #{}  {} B  {}", utc(fr.timestamp()), fr.stream(), fr.seq(), fr.data().len(), preview(fr.data(), 60));
             }

@@ -8,6 +8,7 @@ mod demo;
 mod diff;
 mod find;
 mod info;
+mod jsontext;
 mod output;
 mod play;
 mod progress;

@@ -2,7 +2,6 @@
 
 use base64::Engine;
 use recfile::{Frame, Timestamp};
-use serde_json::{json, Map, Value};
 
 /// A CLI error: a message and optional hint, printed to stderr with exit code 1.
 #[derive(Debug)]
@@ -75,20 +74,36 @@ pub fn print_error(e: &CliError) {
     }
 }
 
-/// The `cat --json` object of a frame.
-pub fn frame_json(f: &Frame, encoding: &str) -> Value {
-    let mut m = Map::new();
-    m.insert("session".into(), json!(f.session_id().to_string()));
-    m.insert("stream".into(), json!(f.stream()));
-    m.insert("seq".into(), json!(f.seq()));
-    m.insert("ts".into(), json!(f.timestamp().as_secs_f64()));
-    m.insert("ts_ns".into(), json!(f.timestamp().as_nanos()));
-    let parsed = if encoding == "json" { serde_json::from_slice::<Value>(f.data()).ok() } else { None };
-    match parsed {
-        Some(v) => m.insert("data".into(), v),
-        None => m.insert("data_b64".into(), json!(base64::engine::general_purpose::STANDARD.encode(f.data()))),
-    };
-    Value::Object(m)
+/// The `cat --json` line of a frame: `{"session", "stream", "seq", "ts", "ts_ns", "data" or
+/// "data_b64", "lap"?}`. `ts` is the exact decimal of `ts_ns` in seconds; a `json` stream's
+/// payload that is one valid JSON value is printed as stored (compacted, every number's digits
+/// kept), any other payload as base64.
+pub fn frame_line(f: &Frame, encoding: &str, lap: Option<u64>) -> String {
+    use crate::jsontext::{quote, stored_json};
+    let mut line = format!(
+        "{{\"session\":\"{}\",\"stream\":{},\"seq\":{},\"ts\":{},\"ts_ns\":{},",
+        f.session_id(),
+        quote(f.stream()),
+        f.seq(),
+        f.timestamp().to_decimal_secs(),
+        f.timestamp().as_nanos()
+    );
+    match (encoding == "json").then(|| stored_json(f.data())).flatten() {
+        Some(text) => {
+            line.push_str("\"data\":");
+            line.push_str(&text);
+        }
+        None => {
+            line.push_str("\"data_b64\":\"");
+            line.push_str(&base64::engine::general_purpose::STANDARD.encode(f.data()));
+            line.push('"');
+        }
+    }
+    if let Some(lap) = lap {
+        line.push_str(&format!(",\"lap\":{lap}"));
+    }
+    line.push('}');
+    line
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
@@ -168,22 +183,20 @@ pub fn preview(data: &[u8], max: usize) -> String {
     }
 }
 
-/// Parses seconds given on the command line (finite, as f64).
-pub fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() {
-        return Err(format!("{s:?} is not a finite number"));
-    }
-    Ok(v)
+/// A time on the command line: seconds since the epoch, read as the exact decimal they are
+/// written as, or an ISO 8601 date-time (`2024-01-01T00:00:10Z`).
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(s).map_err(|e| e.to_string())
 }
 
-/// A non-negative duration in seconds.
+/// A non-negative duration in seconds, read exactly (`0.005`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let v = parse_secs(s)?;
-    if v < 0.0 {
-        return Err(format!("{s:?} is negative"));
-    }
-    std::time::Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
+    recfile::time::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Signed seconds read exactly, as nanoseconds (`--seek -2`).
+pub fn parse_offset_nanos(s: &str) -> Result<i64, String> {
+    recfile::time::parse_signed_secs_nanos(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::cat::{pick_replay, pick_session, window_of};
 use crate::exit;
-use crate::output::{frame_json, parse_duration, CliError, CliResult};
+use crate::output::{frame_line, parse_duration, CliError, CliResult};
 use recfile::{LatePolicy, Player, PlayerOptions, RecFile};
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
@@ -67,7 +67,7 @@ pub fn run(a: Args) -> CliResult {
     let s = pick_session(&f, a.sel.session.as_deref())?;
     let replay = pick_replay(&s, &a.sel.stream)?;
     let encodings: std::collections::HashMap<String, String> = s.streams().into_iter().map(|i| (i.name, i.encoding)).collect();
-    let window = window_of(a.seek, a.duration, None, a.looping)?;
+    let window = window_of(a.seek, a.duration, None, None, a.looping)?;
     let start = window.bounds(&replay).map(|(s, _)| s);
     let late = match a.late {
         Late::CatchUp => LatePolicy::CatchUp,
@@ -77,10 +77,11 @@ pub fn run(a: Args) -> CliResult {
     let options = PlayerOptions { late, ..PlayerOptions::new(window, a.speed) };
     let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let b2 = broken.clone();
+    let looping = a.looping;
     let handle = Player::spawn(replay, options, move |fr| {
         let enc = encodings.get(fr.stream()).map(String::as_str).unwrap_or("");
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{}", frame_json(&fr, enc)).and_then(|_| out.flush()).is_err() {
+        if writeln!(out, "{}", frame_line(&fr, enc, looping.then_some(fr.lap))).and_then(|_| out.flush()).is_err() {
             b2.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     })?;

@@ -1,11 +1,12 @@
 //! `rec record`: JSON lines from stdin into a new session.
 
 use crate::exit;
+use crate::jsontext::compact;
 use crate::output::{CliError, CliResult};
 use base64::Engine;
 use recfile::{RecorderOptions, SessionWriter, StreamId, Timestamp};
-use serde_json::Value;
-use std::collections::HashMap;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -35,43 +36,81 @@ struct Line {
     payload: Vec<u8>,
 }
 
+/// The keys a line may have: what `rec cat --json` prints, so that its output records again.
+const KEYS: &str = "stream, ts or ts_ns, data or data_b64 (and session, seq, lap, which are ignored)";
+
 fn parse_line(text: &str, default_stream: Option<&str>) -> Result<Line, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let Value::Object(obj) = v else {
-        return Err("expected a JSON object".into());
+    // Values stay text: numbers in "data" keep their digits and "ts" is read as the exact
+    // decimal it is written as.
+    let obj: BTreeMap<String, &RawValue> = match serde_json::from_str(text) {
+        Ok(o) => o,
+        Err(e) if serde_json::from_str::<&RawValue>(text).is_ok() => return Err(format!("expected a JSON object ({e})")),
+        Err(e) => return Err(format!("not valid JSON: {e}")),
     };
     for k in obj.keys() {
-        if !matches!(k.as_str(), "stream" | "ts" | "ts_ns" | "data" | "data_b64" | "session" | "seq") {
-            return Err(format!("unknown key {k:?} (expected stream, ts or ts_ns, data or data_b64)"));
+        if !matches!(k.as_str(), "stream" | "ts" | "ts_ns" | "data" | "data_b64" | "session" | "seq" | "lap") {
+            return Err(format!("unknown key {k:?} (expected {KEYS})"));
         }
     }
+    let string = |key: &str, raw: &RawValue| -> Result<String, String> {
+        serde_json::from_str::<String>(raw.get()).map_err(|_| format!("\"{key}\" must be a string, got {}", raw.get()))
+    };
     let stream = match obj.get("stream") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err("\"stream\" is empty".into()),
-        Some(other) => return Err(format!("\"stream\" must be a string, got {other}")),
+        Some(raw) => {
+            let s = string("stream", raw)?;
+            if s.is_empty() {
+                return Err("\"stream\" is empty".into());
+            }
+            s
+        }
         None => default_stream.map(str::to_string).ok_or("no \"stream\" key and no --stream given")?,
     };
     let ts = match (obj.get("ts_ns"), obj.get("ts")) {
-        (Some(ns), _) => {
-            Timestamp::from_nanos(ns.as_i64().ok_or_else(|| format!("\"ts_ns\" must be an integer of nanoseconds, got {ns}"))?)
+        // `rec cat --json` prints both, the one the exact decimal of the other: accepted when
+        // they name the same nanosecond, so that its output records again.
+        (Some(ns), Some(raw)) => {
+            let (ns, ts) = (Timestamp::from_nanos(parse_ts_ns(ns.get())?), parse_ts(raw.get())?);
+            if ns != ts {
+                return Err(format!("both \"ts\" ({ts}) and \"ts_ns\" ({}) given and they differ (use one)", ns.as_nanos()));
+            }
+            ns
         }
-        (None, Some(Value::Number(n))) => {
-            let secs = n.as_f64().ok_or_else(|| format!("\"ts\" {n} is not a number of seconds"))?;
-            Timestamp::from_secs_f64(secs).map_err(|e| format!("\"ts\": {e}"))?
-        }
-        (None, Some(other)) => return Err(format!("\"ts\" must be a number of seconds, got {other}")),
+        (Some(ns), None) => Timestamp::from_nanos(parse_ts_ns(ns.get())?),
+        (None, Some(raw)) => parse_ts(raw.get())?,
         (None, None) => Timestamp::now(),
     };
     let (encoding, payload) = match (obj.get("data"), obj.get("data_b64")) {
-        (Some(_), Some(_)) => return Err("both \"data\" and \"data_b64\" given".into()),
-        (Some(d), None) => ("json", serde_json::to_vec(d).map_err(|e| e.to_string())?),
-        (None, Some(Value::String(b))) => {
+        (Some(_), Some(_)) => return Err("both \"data\" and \"data_b64\" given (use one)".into()),
+        (Some(d), None) => ("json", compact(d.get()).into_bytes()),
+        (None, Some(raw)) => {
+            let b = string("data_b64", raw).map_err(|_| format!("\"data_b64\" must be a base64 string, got {}", raw.get()))?;
             ("raw", base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("\"data_b64\" is not valid base64: {e}"))?)
         }
-        (None, Some(other)) => return Err(format!("\"data_b64\" must be a base64 string, got {other}")),
         (None, None) => return Err("no \"data\" or \"data_b64\"".into()),
     };
     Ok(Line { stream, ts, encoding, payload })
+}
+
+/// `"ts_ns"`: an integer of nanoseconds in the i64 range.
+fn parse_ts_ns(raw: &str) -> Result<i64, String> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("\"ts_ns\" must be an integer of nanoseconds, got {raw}"));
+    }
+    raw.parse::<i64>().map_err(|_| format!("\"ts_ns\" {raw} is outside the range of timestamps (i64 nanoseconds)"))
+}
+
+/// `"ts"`: seconds since the epoch as a JSON number (read as its exact decimal), or a string
+/// holding seconds or an ISO 8601 date-time.
+fn parse_ts(raw: &str) -> Result<Timestamp, String> {
+    let text = if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).map_err(|e| format!("\"ts\": {e}"))?
+    } else if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        raw.to_string()
+    } else {
+        return Err(format!("\"ts\" must be a number of seconds, got {raw}"));
+    };
+    Timestamp::parse(&text).map_err(|e| format!("\"ts\": {e}"))
 }
 
 struct Streams {

@@ -5,6 +5,9 @@ use std::fmt;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod text;
+pub use text::{parse_duration, parse_signed_secs_nanos};
+
 /// A point in time: signed nanoseconds since the Unix epoch (UTC).
 ///
 /// Integers, not floats: an `f64` of seconds since 1970 has a resolution of about 240 ns today,
@@ -33,20 +36,19 @@ impl Timestamp {
         Timestamp(nanos)
     }
 
-    /// From seconds since the epoch as a float. Errors on NaN, infinity or a value out of the i64
-    /// nanosecond range. The fractional part is rounded to the nearest nanosecond, computed apart
-    /// from the whole seconds so that `1704067200.25` gives exactly `...250000000`.
+    /// From seconds since the epoch as a float: the float's shortest decimal representation
+    /// (what `repr` prints in Python, `{}` in Rust) read as an exact decimal, so
+    /// `1704067200.01` gives exactly `1704067200010000000` ns, not the `...009999990` that the
+    /// nearest binary value would. Errors on NaN, infinity or a value out of the i64 nanosecond
+    /// range.
     pub fn from_secs_f64(secs: f64) -> Result<Timestamp> {
         if !secs.is_finite() {
             return Err(Error::InvalidArgument(format!("timestamp {secs} is not a finite number")));
         }
-        let whole = secs.floor();
-        // Range of i64 nanoseconds is about ±9.22e9 seconds.
-        if !(-9.2e9..=9.2e9).contains(&whole) {
+        if secs.abs() > 9.3e9 {
             return Err(Error::InvalidArgument(format!("timestamp {secs} s is out of range")));
         }
-        let frac_nanos = ((secs - whole) * 1e9).round() as i64;
-        Ok(Timestamp(whole as i64 * 1_000_000_000 + frac_nanos))
+        Timestamp::parse_secs(&format!("{secs}"))
     }
 
     /// The current wall-clock time.
@@ -177,6 +179,14 @@ mod tests {
             assert_eq!(t.as_secs_f64(), s, "{s}");
         }
         assert_eq!(Timestamp::from_secs_f64(-1.5).unwrap().as_nanos(), -1_500_000_000);
+    }
+
+    #[test]
+    fn floats_convert_through_their_shortest_decimal() {
+        assert_eq!(Timestamp::from_secs_f64(1704067200.01).unwrap().as_nanos(), 1_704_067_200_010_000_000);
+        assert_eq!(Timestamp::from_secs_f64(0.1).unwrap().as_nanos(), 100_000_000);
+        assert_eq!(Timestamp::from_secs_f64(1e-7).unwrap().as_nanos(), 100);
+        assert_eq!(Timestamp::from_secs_f64(-0.0).unwrap().as_nanos(), 0);
     }
 
     #[test]
