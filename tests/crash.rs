@@ -77,19 +77,30 @@ fn check_image(image: Vec<u8>, written: &Written, marks: &[Mark], at: usize, wha
     let again = recover_storage(&mut storage.clone()).unwrap();
     assert!(!again.was_interrupted && again.bytes_dropped == 0, "{what}: recovery is not idempotent: {again:?}");
     let f = RecFile::from_bytes(storage.data.clone()).unwrap();
+    // Recovery keeps every record that validates, also after a hole that a power cut left
+    // (writes reach the disk in any order): verify may then report the hole, and a checkpoint
+    // after it that recovery could not use, and nothing else.
     let v = f.verify();
-    assert!(v.ok(), "{what}: verify after recovery: {:?} (report {report:?})", v.problems);
+    for p in &v.problems {
+        let hole = p.message.contains("kind 0")
+            || p.message.contains("CRC mismatch")
+            || p.message.contains("truncated")
+            || p.message.contains("does not follow checkpoint");
+        assert!(hole && !p.message.contains("index entry"), "{what}: verify after recovery: {:?} (report {report:?})", v.problems);
+    }
     let mut kept = 0;
     for (si, sess) in f.sessions().iter().enumerate() {
         for name in sess.stream_names() {
             let want = &written[&(si, name.clone())];
             let mut frames: Vec<_> = sess.stream(&name).unwrap().iterate().map(|r| r.unwrap()).collect();
             frames.sort_by_key(|f| f.seq());
-            for (i, fr) in frames.iter().enumerate() {
-                assert_eq!(fr.seq(), i as u64, "{what}: frames of {name} are not a prefix");
+            for fr in &frames {
+                let i = fr.seq() as usize;
+                assert!(i < want.len(), "{what}: frame of {name} that was never written");
                 assert_eq!(fr.timestamp().as_nanos(), want[i].0, "{what}");
                 assert_eq!(fr.data(), &want[i].1[..], "{what}: corrupt frame returned");
             }
+            assert!(frames.windows(2).all(|w| w[0].seq() < w[1].seq()), "{what}: a frame of {name} returned twice");
             kept += frames.len();
             let b = before.session(si).map(|s| s.stream(&name).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
             assert_eq!(b, frames.len() as u64, "{what}: the read-only view and recovery disagree on {name}");

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod header;
 pub mod index;
 pub mod record;
+pub mod salt;
 
 /// Major format version: a reader refuses files with a different major version.
 pub const FORMAT_MAJOR: u16 = 1;

@@ -899,11 +899,18 @@ impl IndexStream {
     }
 }
 
+/// The offset of the session's last Checkpoint, from an Index body (format 1.1's back distance,
+/// `None` when the writer did not record it).
+pub fn index_last_checkpoint(body: &[u8], offset: u64) -> Option<u64> {
+    let back = u64::from(le_u32(body.get(..8)?, 4));
+    (back > 0).then(|| offset.checked_sub(back)).flatten()
+}
+
 /// Decodes the stream table of an Index record body (record at `offset`). Run directories are
 /// checked to lie inside the body; the runs' entry arrays are checked when a stream is opened.
 ///
 /// ```text
-/// 0   stream_count u32, 4 reserved u32
+/// 0   stream_count u32, 4 last checkpoint back distance u32 (1.1; 0: unknown)
 /// 8   stream table          stream_count × 64 bytes (IndexStream)
 /// ..  run directories       each run_count × 24 bytes (RunRef)
 /// ..  zero padding          to an 8-byte aligned absolute offset
@@ -959,7 +966,10 @@ pub struct IndexStreamInput<'a> {
 /// with every stream's run directory in stream order ([`RunRef::encode`]), then
 /// [`pad_to_entries`], the inline entry arrays, and [`end_record`]. Returns the record start in
 /// `out` and the absolute offset where inline entries begin.
-pub fn begin_index(out: &mut Vec<u8>, record_offset: u64, streams: &mut [IndexStream]) -> (usize, u64) {
+///
+/// `last_checkpoint_back` is the distance from this record back to the session's last
+/// Checkpoint record (format 1.1; 0 when unknown or farther than 4 GiB).
+pub fn begin_index(out: &mut Vec<u8>, record_offset: u64, streams: &mut [IndexStream], last_checkpoint_back: u32) -> (usize, u64) {
     let start = begin_record(out, Kind::Index);
     let body_at = record_offset + RECORD_HEADER_LEN as u64;
     let mut dir_at = body_at + 8 + (streams.len() * INDEX_STREAM_LEN) as u64;
@@ -968,7 +978,7 @@ pub fn begin_index(out: &mut Vec<u8>, record_offset: u64, streams: &mut [IndexSt
         dir_at += s.run_count * RUN_LEN as u64;
     }
     out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&last_checkpoint_back.to_le_bytes());
     for s in streams.iter() {
         out.extend_from_slice(&s.encode());
     }
@@ -994,7 +1004,7 @@ pub fn put_index(out: &mut Vec<u8>, salt: u32, record_offset: u64, streams: &[In
             ..s.stats
         })
         .collect();
-    let (start, mut inline_at) = begin_index(out, record_offset, &mut stats);
+    let (start, mut inline_at) = begin_index(out, record_offset, &mut stats, 0);
     for s in streams {
         match s.runs {
             IndexRuns::Refs(runs) => runs.iter().for_each(|r| out.extend_from_slice(&r.encode())),

@@ -1,7 +1,8 @@
 //! The file and its sessions.
 
-use super::layout::{directory_runs, discover, discover_around_damage, Run, RunSource, SessionLayout, SessionState};
+use super::layout::{directory_runs, discover, Run, RunLoc, RunSource, SessionLayout, SessionState};
 use super::replay::{Replay, StreamIndex};
+use super::salvage::discover_salvaged;
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slots};
 use crate::time::Timestamp;
@@ -29,6 +30,9 @@ pub(crate) struct FileInner {
     pub live: bool,
     pub warnings: Vec<String>,
     run_cache: Vec<Vec<RunCell>>,
+    /// Per session, the byte ranges of the checkpoint records that validated (walked back from
+    /// the last checkpoint), found on first use.
+    checked_checkpoints: Vec<OnceLock<Vec<(u64, u64)>>>,
 }
 
 impl FileInner {
@@ -41,19 +45,88 @@ impl FileInner {
         }
     }
 
-    /// The runs of stream `stream` of session `session`, read once and cached.
+    /// The runs of stream `stream` of session `session`, read once and cached. Runs that point
+    /// into checkpoint records are used only when those records pass their CRC; otherwise the
+    /// stream's frames are found by scanning the session's records (spec §7, "Reading a damaged
+    /// file").
     pub fn runs(&self, session: usize, stream: usize) -> Result<Arc<[Run]>> {
         let layout = &self.sessions[session].streams[stream];
         let cell = &self.run_cache[session][stream];
-        cell.get_or_init(|| match &layout.runs {
-            RunSource::Built(r) => Ok(r.clone()),
-            RunSource::Directory { offset, count } => {
-                directory_runs(self.bytes(), *offset, *count).map(Into::into).map_err(|e| e.to_string())
+        cell.get_or_init(|| {
+            let runs: Arc<[Run]> = match &layout.runs {
+                RunSource::Built(r) => r.clone(),
+                RunSource::Directory { offset, count } => match directory_runs(self.bytes(), *offset, *count) {
+                    Ok(r) => r.into(),
+                    Err(_) => return Ok(self.scanned_runs(session, stream)),
+                },
+            };
+            if self.runs_checked(session, &runs) {
+                Ok(runs)
+            } else {
+                Ok(self.scanned_runs(session, stream))
             }
         })
         .clone()
         .map_err(|reason| Error::Malformed { what: "index", offset: self.sessions[session].index_offset.unwrap_or(0), reason })
     }
+
+    /// Whether every run in the file lies inside a record whose CRC holds: the session's Index
+    /// (checked on open) or one of its checkpoints. A file written before format 1.1 does not
+    /// say where its last checkpoint is; its runs are trusted as format 1.0 readers did.
+    fn runs_checked(&self, session: usize, runs: &[Run]) -> bool {
+        let s = &self.sessions[session];
+        let Some(last) = s.last_checkpoint else { return true };
+        let index_range = s.index_offset.and_then(|o| crate::format::record::read_record(self.bytes(), o, None).ok().map(|r| (o, r.end())));
+        let checked = self.checked_checkpoints[session].get_or_init(|| checked_checkpoint_ranges(self.bytes(), s.salt, s.offset, last));
+        runs.iter().all(|r| match &r.loc {
+            RunLoc::Owned(_) => true,
+            RunLoc::File(at) => {
+                let end = at + r.count * crate::format::index::ENTRY_LEN as u64;
+                let inside = |(from, to): (u64, u64)| from <= *at && end <= to;
+                index_range.is_some_and(inside) || {
+                    let i = checked.partition_point(|&(from, _)| from <= *at);
+                    i > 0 && inside(checked[i - 1])
+                }
+            }
+        })
+    }
+
+    /// The runs of a stream rebuilt from a scan of its session's records.
+    fn scanned_runs(&self, session: usize, stream: usize) -> Arc<[Run]> {
+        let s = &self.sessions[session];
+        let id = s.streams[stream].def.stream;
+        let (found, _) = super::salvage::salvage(self.bytes(), s.offset, s.segment_end);
+        let entries = found.into_iter().find(|f| f.offset == s.offset).and_then(|mut f| f.streams.remove(&id)).map(|st| st.entries);
+        let mut entries = entries.unwrap_or_default();
+        entries.sort_unstable();
+        match entries.first() {
+            Some(first) => Arc::from(vec![Run {
+                first_ts: first.ts,
+                cum_start: 0,
+                count: entries.len() as u64,
+                loc: RunLoc::Owned(crate::format::index::encode_entries(&entries).into()),
+            }]),
+            None => Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// The byte ranges of the checkpoint records that validate, walking back from `last` through
+/// each one's previous-checkpoint field, sorted by offset.
+fn checked_checkpoint_ranges(file: &[u8], salt: u32, session_offset: u64, last: u64) -> Vec<(u64, u64)> {
+    use crate::format::record::{read_record_of, CheckpointBody, Kind};
+    let mut out = Vec::new();
+    let mut at = last;
+    while at > session_offset {
+        let Ok(r) = read_record_of(file, at, salt, Kind::Checkpoint) else { break };
+        out.push((at, r.end()));
+        match CheckpointBody::decode(r.body, at) {
+            Ok(cp) if cp.prev_checkpoint < at => at = cp.prev_checkpoint,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// An open `.rec` file, read through a memory map. Cheap to clone; every handle derived from
@@ -155,12 +228,17 @@ impl RecFile {
         let sessions = match discover(bytes, &slots, live) {
             Ok(s) => s,
             Err(e) => {
-                warnings.push(format!("session chain damaged ({e}); sessions were found by scanning the file"));
-                discover_around_damage(bytes, &slots, live)
+                warnings.push(format!("the file is damaged ({e}); its sessions were found by scanning its records"));
+                let (sessions, found) = discover_salvaged(bytes, &slots, live);
+                warnings.extend(found);
+                sessions
             }
         };
         let run_cache = sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect();
-        Ok(RecFile { inner: Arc::new(FileInner { data, path: None, header, slots, sessions, live, warnings, run_cache }) })
+        let checked_checkpoints = sessions.iter().map(|_| OnceLock::new()).collect();
+        Ok(RecFile {
+            inner: Arc::new(FileInner { data, path: None, header, slots, sessions, live, warnings, run_cache, checked_checkpoints }),
+        })
     }
 
     /// The file's path, when opened from one.
@@ -234,7 +312,8 @@ impl RecFile {
         self.inner.sessions.iter().position(|s| s.start.id == id).and_then(|i| self.session(i))
     }
 
-    /// A session by UUID (as text) or by 0-based position (negative counts from the end).
+    /// A session by UUID (as text), by 0-based position (negative counts from the end), or by
+    /// name when exactly one session has it (an error lists the matches otherwise).
     pub fn find_session(&self, id_or_index: &str) -> Result<Session> {
         if let Ok(id) = uuid::Uuid::parse_str(id_or_index) {
             return self.session_by_id(id).ok_or_else(|| Error::NoSuchSession(format!("with id {id}")));
@@ -248,7 +327,29 @@ impl RecFile {
                     .and_then(|i| self.session(i))
                     .ok_or_else(|| Error::NoSuchSession(format!("at position {i} (the file has {n})")))
             }
-            Err(_) => Err(Error::NoSuchSession(format!("{id_or_index:?}: not a UUID or a position"))),
+            Err(_) => {
+                let named: Vec<usize> =
+                    (0..self.inner.sessions.len()).filter(|&i| self.inner.sessions[i].start.name == id_or_index).collect();
+                match named.as_slice() {
+                    [i] => self.session(*i).ok_or_else(|| Error::NoSuchSession(id_or_index.to_string())),
+                    [] => {
+                        let names: Vec<String> =
+                            self.inner.sessions.iter().enumerate().map(|(i, s)| format!("{i}: {:?}", s.start.name)).collect();
+                        Err(Error::NoSuchSession(format!(
+                            "{id_or_index:?}: not a UUID, a position or a session name (sessions: {})",
+                            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                        )))
+                    }
+                    many => {
+                        let list: Vec<String> = many.iter().map(|&i| format!("{i} ({})", self.inner.sessions[i].start.id)).collect();
+                        Err(Error::NoSuchSession(format!(
+                            "named {id_or_index:?}: {} sessions have that name, at positions {}; give a position or a UUID",
+                            many.len(),
+                            list.join(", ")
+                        )))
+                    }
+                }
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum SessionState {
     Interrupted,
     /// Not ended, and a writer holds the file lock: it is being recorded now.
     Recording,
+    /// Records that describe the session (its start, an index, its end, a stream definition)
+    /// are damaged: its frames were found by scanning its records.
+    Damaged,
 }
 
 impl SessionState {
@@ -35,6 +38,7 @@ impl SessionState {
             SessionState::Finished => "finished",
             SessionState::Interrupted => "interrupted",
             SessionState::Recording => "recording",
+            SessionState::Damaged => "damaged",
         }
     }
 }
@@ -97,6 +101,9 @@ pub(crate) struct SessionLayout {
     pub streams: Vec<StreamLayout>,
     /// Why the scan of an unfinished session stopped (a torn or damaged record), if it did.
     pub stop: Option<String>,
+    /// Offset of the last checkpoint, when known: the checkpoint records whose blocks the
+    /// runs reference are found from it and checked before the runs are used.
+    pub last_checkpoint: Option<u64>,
 }
 
 /// A stream of an unfinished session, during its rebuild.
@@ -139,6 +146,9 @@ pub(crate) struct ActiveScan {
     pub last_wall_ns: i64,
     /// The checkpoints found: their blocks, control records and offsets.
     pub log: CheckpointLog,
+    /// Damage inside the tail that valid records of the session follow: (offset, what). The
+    /// scan resynchronises on the next valid record, so nothing after it is lost.
+    pub damage: Vec<(u64, String)>,
 }
 
 fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
@@ -266,6 +276,7 @@ pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], 
         found_end: None,
         stop: None,
         tail_frames: 0,
+        damage: Vec::new(),
     };
     for &c in candidates.iter().filter(|&&c| c > session_offset) {
         if let Ok(scan) = scan_from_checkpoint(file, fresh.clone(), c) {
@@ -349,16 +360,25 @@ fn scan_from_checkpoint(file: &[u8], mut scan: ActiveScan, last: u64) -> Result<
     Ok(scan)
 }
 
-/// Scans records from `at` to the first invalid one, adding frames, streams, metadata and
-/// checkpoints to `scan`.
+/// Scans records from `at` to the end, adding frames, streams, metadata and checkpoints to
+/// `scan`. A record that fails its check is skipped when a valid record of the session follows
+/// it (found by resynchronising byte by byte; noted in `scan.damage`); the scan stops at a torn
+/// tail (nothing valid after it), at another session's start, or at this session's end.
 fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
     while at < file.len() as u64 {
         let r = match read_record(file, at, Some(scan.salt)) {
             Ok(r) => r,
-            Err(e) => {
-                scan.stop = Some(e.to_string());
-                return;
-            }
+            Err(e) => match crate::read::salvage::resync_same(file, at + 1, scan.salt) {
+                Some(next) => {
+                    scan.damage.push((at, format!("{e} ({} bytes skipped)", next - at)));
+                    at = next;
+                    continue;
+                }
+                None => {
+                    scan.stop = Some(e.to_string());
+                    return;
+                }
+            },
         };
         let applied = (|| -> Result<bool> {
             match r.kind() {
@@ -380,7 +400,14 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 }
                 Some(Kind::Checkpoint) => {
                     let cp = CheckpointBody::decode(r.body, at)?;
+                    // After damage in the tail, a checkpoint's blocks may describe frames that
+                    // did not validate: the frames stay in the tail instead.
+                    if !scan.damage.is_empty() {
+                        return Ok(true);
+                    }
                     if cp.number != scan.checkpoints + 1 || cp.prev_checkpoint != scan.last_checkpoint {
+                        // After a damaged checkpoint the chain cannot continue: the frames stay
+                        // in the tail, where a recovery checkpoint will describe them.
                         return Err(Error::Malformed {
                             what: "checkpoint",
                             offset: at,
@@ -394,6 +421,13 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                         *s -= t;
                     }
                     let payload_before: Vec<u64> = scan.streams.iter().map(|s| s.payload_bytes - s.tail_bytes).collect();
+                    if cp.control != scan.tail_control {
+                        return Err(Error::Malformed {
+                            what: "checkpoint",
+                            offset: at,
+                            reason: "control offsets differ from the records of its interval".into(),
+                        });
+                    }
                     for (i, s) in scan.streams.iter_mut().enumerate() {
                         s.frames = frames_before[i];
                         s.payload_bytes = payload_before[i];
@@ -427,8 +461,11 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                 return;
             }
             Err(e) => {
-                scan.stop = Some(e.to_string());
-                return;
+                // A valid record that cannot be used (a frame of a stream whose definition is
+                // damaged, a checkpoint after a damaged one): noted, and the scan goes on.
+                scan.damage.push((at, e.to_string()));
+                at = r.end();
+                scan.valid_end = at;
             }
         }
     }
@@ -522,9 +559,9 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
             reason: format!("index offset {} outside the session", end.index_offset),
         });
     }
-    // The Index record's framing is checked here; its CRC (which covers every inline entry)
-    // is checked by verify, so that opening stays independent of the index size.
-    let idx = read_record(file, end.index_offset, None)?;
+    // The Index record's CRC covers its stream table, run directories and inline entries: an
+    // index that fails it is never used (the session is then read by scanning its records).
+    let idx = read_record(file, end.index_offset, Some(salt))?;
     if idx.kind() != Some(Kind::Index) {
         return Err(Error::Malformed {
             what: "index",
@@ -579,6 +616,7 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
         index_offset: Some(end.index_offset),
         end_offset: Some(end_offset),
         segment_end: r.end(),
+        last_checkpoint: crate::format::record::index_last_checkpoint(idx.body, end.index_offset),
         end: Some(end),
         stop: None,
     })
@@ -636,6 +674,7 @@ pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionSta
         metadata: scan.metadata.clone(),
         streams,
         stop: scan.stop.clone(),
+        last_checkpoint: (scan.last_checkpoint != 0).then_some(scan.last_checkpoint),
     })
 }
 
@@ -693,7 +732,7 @@ fn walk_chain(file: &[u8], slot: Slot) -> (Vec<SessionLayout>, Option<Error>) {
 
 /// The slot's active session, rebuilt (§8) up to the committed length under a live writer;
 /// `None` when the slot says idle.
-fn active_session(file: &[u8], slots: &Slots, live: bool) -> Option<Result<SessionLayout>> {
+pub(crate) fn active_session(file: &[u8], slots: &Slots, live: bool) -> Option<Result<SessionLayout>> {
     let slot = slots.current;
     if slot.state != SlotState::Recording {
         return None;
@@ -704,27 +743,6 @@ fn active_session(file: &[u8], slots: &Slots, live: bool) -> Option<Result<Sessi
         _ => layout_of_active(file, &scan, if live { SessionState::Recording } else { SessionState::Interrupted }),
     });
     Some(rebuilt)
-}
-
-/// The sessions of a file whose session chain is damaged. The newest sessions that the chain
-/// still reaches from the slot are taken as the chain describes them (a damaged record in an
-/// older session must not hide, or make recovery redo, a newer one); the bytes before them are
-/// scanned, and so are the bytes after them when the slot's active session cannot be read.
-pub(crate) fn discover_around_damage(file: &[u8], slots: &Slots, live: bool) -> Vec<SessionLayout> {
-    let (trusted, broken) = walk_chain(file, slots.current);
-    let len = file.len() as u64;
-    let active = active_session(file, slots, live).and_then(Result::ok);
-    // Scanned: what lies before the trusted sessions (and before the active one).
-    let before = trusted.first().map_or(len, |s| s.offset).min(active.as_ref().map_or(len, |a| a.offset));
-    let mut sessions = if broken.is_none() && !trusted.is_empty() { Vec::new() } else { discover_by_scan_range(file, HEADER_LEN, before) };
-    let after = trusted.last().map_or(before, |s| s.segment_end);
-    sessions.extend(trusted);
-    match active {
-        Some(a) => sessions.push(a),
-        None if after < len && after > HEADER_LEN => sessions.extend(discover_by_scan_range(file, after, len)),
-        None => {}
-    }
-    sessions
 }
 
 /// Scans the whole file forward for sessions: the slow path for files whose session chain is

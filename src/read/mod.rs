@@ -4,6 +4,7 @@ mod file;
 mod frame;
 pub(crate) mod layout;
 mod replay;
+pub(crate) mod salvage;
 
 pub use file::{RecFile, Session, StreamInfo};
 pub use frame::{Frame, FrameRef};

@@ -243,7 +243,10 @@ pub(crate) fn write_index_and_end(
     if body_len > MAX_BODY_LEN {
         return Err(Error::LimitExceeded("index record too large".into()));
     }
-    let (start, mut inline_at) = begin_index(out, pos, &mut table);
+    // Format 1.1: how far back the last checkpoint is, so that a reader can check the CRC of
+    // every checkpoint whose blocks the index references.
+    let back = chain.last().map_or(0, |&(_, o)| u32::try_from(pos - o).unwrap_or(0));
+    let (start, mut inline_at) = begin_index(out, pos, &mut table, back);
     out[start + 4..start + 8].copy_from_slice(&(body_len as u32).to_le_bytes());
     // The record goes to storage in pieces when long; its CRC is computed on the way.
     let mut sink = RecordSink::new(pos, start, salt_crc(salt));

@@ -73,7 +73,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
         let tty = crate::output::stdout_is_terminal();
         let state_style = match s.state() {
             recfile::SessionState::Finished => "32",
-            recfile::SessionState::Interrupted => "1;31",
+            recfile::SessionState::Interrupted | recfile::SessionState::Damaged => "1;31",
             recfile::SessionState::Recording => "1;33",
         };
         println!(
