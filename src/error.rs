@@ -86,7 +86,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// `Recorder::create` refuses to overwrite an existing, non-empty file.
-    #[error("{path} already exists and is not empty (use open_append to add a session)")]
+    #[error("{path} already exists and is not empty (a recording is never overwritten)")]
     AlreadyExists {
         /// The existing file.
         path: PathBuf,
@@ -96,6 +96,15 @@ pub enum Error {
     NeedsRecovery {
         /// Offset of the interrupted session's start record.
         session_offset: u64,
+    },
+    /// Recovery cannot be sure what is a torn tail and what is damage in the middle of the
+    /// file: it refused, and left the file byte for byte as it was.
+    #[error("cannot recover safely: {reason} (at offset {offset}); the file was left untouched")]
+    Unrecoverable {
+        /// Where the problem is.
+        offset: u64,
+        /// What is damaged.
+        reason: String,
     },
     /// An invalid argument from the caller (not from the file).
     #[error("invalid argument: {0}")]

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
 use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind};
-use crate::read::layout::{checkpoint_candidates, discover_by_scan, read_finished, scan_active, ActiveScan};
+use crate::read::layout::{checkpoint_candidates, read_finished, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage, View};
 use crate::write::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
 use std::fs::OpenOptions;
@@ -41,13 +41,25 @@ pub struct RecoveryReport {
     pub stop_reason: Option<String>,
     /// The session had in fact ended; only the commit slot still said it was recording.
     pub end_was_written: bool,
+    /// Bytes the commit slot says were committed that the file no longer holds (a file cut
+    /// short).
+    pub committed_bytes_missing: u64,
+    /// Damaged records found (each with its offset), which recovery does not repair: the
+    /// records that validate around them stay readable. Recovery only ever cuts a torn tail.
+    pub damaged: Vec<String>,
 }
 
 impl RecoveryReport {
-    /// Whether any bytes were lost.
+    /// Whether anything that was once written is gone: a dropped tail, committed bytes missing
+    /// from a cut file, or damaged records.
     pub fn lost_data(&self) -> bool {
-        self.bytes_dropped > 0
+        self.bytes_dropped > 0 || self.committed_bytes_missing > 0 || !self.damaged.is_empty() || self.frames_dropped > 0
     }
+}
+
+/// A refusal: recovery cannot tell a torn tail from damage here, so it changes nothing.
+fn refuse(offset: u64, reason: String) -> Error {
+    Error::Unrecoverable { offset, reason }
 }
 
 /// Recovers the file at `path` in place (taking the writer lock). A file with nothing to
@@ -85,49 +97,101 @@ enum Plan {
     /// The file is consistent: nothing to do.
     Nothing,
     /// Keep the file up to `len`, whose last session ends with the SessionEnd at `end_offset`
-    /// (0: no session); drop the rest.
+    /// (0: no session); drop the rest (nothing in it validates).
     Truncate { len: u64, end_offset: u64 },
     /// Finish this unfinished session.
     Recover(Box<ActiveScan>),
+    /// Damage that recovery does not repair (it is not a torn tail): report it, change nothing.
+    ReportOnly(Vec<String>),
 }
 
-/// Decides what to do. The fast path trusts the slots and validates what they point at; when
-/// they do not match the file (a file cut short, a damaged session chain), the file is scanned.
-fn plan(file: &[u8], slots: &Slots) -> Plan {
+/// The first offset at or after `from` where any record validates (a session's start, or two
+/// records agreeing on a salt), if there is one.
+fn anything_valid_from(file: &[u8], from: u64) -> Option<u64> {
+    crate::read::salvage::first_valid_from(file, from)
+}
+
+/// Decides what to do. Recovery only ever removes a torn tail: bytes after the last record
+/// that validates. Everything else is either left alone (damage inside finished sessions) or
+/// refused (the structure is too damaged to tell a tail from the middle).
+fn plan(file: &[u8], slots: &Slots) -> Result<Plan> {
     let len = file.len() as u64;
     let slot = slots.current;
-    if slot.state == State::Recording {
-        if let Ok(scan) = scan_active(file, slot.active_session, &checkpoint_candidates(slots), len) {
-            return Plan::Recover(Box::new(scan));
-        }
-    } else if slot.committed_len <= len && (slot.last_session_end == 0 || read_finished(file, slot.last_session_end).is_ok()) {
-        // The slot's last session is finished and intact: damage in older sessions is not
-        // recovery's to repair (and rescanning past it could undo an earlier recovery).
+    let missing = slot.committed_len.saturating_sub(len);
+    if slot.state == State::Recording && missing == 0 {
+        let scan = scan_active(file, slot.active_session, &checkpoint_candidates(slots), len).map_err(|e| {
+            refuse(
+                slot.active_session,
+                format!("the interrupted session's start record is damaged ({e}), so where its records end cannot be told"),
+            )
+        })?;
+        return plan_active(file, scan);
+    }
+    let fast_ok = slot.last_session_end == 0 || read_finished(file, slot.last_session_end).is_ok();
+    if slot.state == State::Idle && missing == 0 && fast_ok {
         if len == slot.committed_len {
-            return Plan::Nothing;
+            return Ok(Plan::Nothing);
         }
         // Bytes after the committed end: a session whose start marker never reached the disk
-        // (only possible without syncs), or garbage.
+        // (only possible without syncs), or a torn write.
         let at = slot.committed_len;
         if let Ok(scan) = scan_active(file, at, &[], len) {
             if scan.start.prev_session_end == slot.last_session_end {
-                return Plan::Recover(Box::new(scan));
+                return plan_active(file, scan);
             }
         }
-        return Plan::Truncate { len: slot.committed_len, end_offset: slot.last_session_end };
+        if let Some(o) = anything_valid_from(file, at) {
+            return Err(refuse(o, format!("records that validate lie after the committed end of the file ({at})")));
+        }
+        return Ok(Plan::Truncate { len: at, end_offset: slot.last_session_end });
     }
-    // The slots do not describe the file: rebuild from a scan.
-    let sessions = discover_by_scan(file);
-    match sessions.last() {
-        None => Plan::Truncate { len: HEADER_LEN, end_offset: 0 },
-        Some(last) => match last.end_offset {
-            Some(end) => Plan::Truncate { len: last.segment_end, end_offset: end },
-            None => match scan_active(file, last.offset, &[], len) {
-                Ok(scan) => Plan::Recover(Box::new(scan)),
-                Err(_) => Plan::Truncate { len: last.offset, end_offset: last.start.prev_session_end },
-            },
+    // The slot does not describe the file: a file cut short, or damage in the session chain.
+    let (found, loose) = crate::read::salvage::salvage(file, HEADER_LEN, len);
+    let mut damaged: Vec<String> = loose.iter().map(|d| format!("damaged {} at offset {}: {}", d.what, d.offset, d.reason)).collect();
+    for (i, s) in found.iter().enumerate() {
+        damaged.extend(s.damage.iter().map(|d| format!("session {i}: damaged {} at offset {}: {}", d.what, d.offset, d.reason)));
+    }
+    if missing == 0 {
+        // Nothing was cut: the damage is inside sessions that are kept as they are.
+        return Ok(Plan::ReportOnly(damaged));
+    }
+    // A file cut short: what the slot committed past the end is gone. The last session is then
+    // a torn tail to finish, if nothing but the cut is wrong with it.
+    if !damaged.is_empty() {
+        return Err(refuse(
+            len,
+            format!("the file was cut {missing} bytes short of its committed length and is damaged too ({})", damaged.join("; ")),
+        ));
+    }
+    match found.last() {
+        None => Ok(Plan::Truncate { len: len.min(HEADER_LEN.max(file_valid_end(&found))), end_offset: 0 }),
+        Some(last) => match last.end {
+            Some((end, _)) if read_finished(file, end).is_ok() => Ok(Plan::Truncate { len: last.valid_end, end_offset: end }),
+            _ if last.start.is_some() => {
+                let scan = scan_active(file, last.offset, &[], len).map_err(|e| refuse(last.offset, e.to_string()))?;
+                plan_active(file, scan)
+            }
+            _ => Err(refuse(last.offset, "the last session's start record is damaged".into())),
         },
     }
+}
+
+/// The end of the last record found, or the header's end.
+fn file_valid_end(found: &[crate::read::salvage::SalvagedSession]) -> u64 {
+    found.last().map_or(HEADER_LEN, |s| s.valid_end)
+}
+
+/// Recovery of an unfinished session whose records were scanned: refused when its tail holds
+/// frames that cannot be indexed (a stream whose definition is damaged) or when anything that
+/// validates follows the part it would cut.
+fn plan_active(file: &[u8], scan: ActiveScan) -> Result<Plan> {
+    if let Some((at, why)) = scan.damage.iter().find(|(_, why)| why.contains("is not defined")) {
+        return Err(refuse(*at, format!("a frame of the interrupted session cannot be indexed ({why}): its stream definition is damaged")));
+    }
+    if let Some(o) = anything_valid_from(file, scan.valid_end) {
+        return Err(refuse(o, format!("records that validate follow the interrupted session's last valid record (at {})", scan.valid_end)));
+    }
+    Ok(Plan::Recover(Box::new(scan)))
 }
 
 /// Starts reading the last checkpoint's jump targets and the tail in parallel.
@@ -160,9 +224,13 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     let mut slot_state = crate::write::recorder_slot_state(slots.current, slots.current_index);
     let view = storage.view()?;
     prefetch_checkpoints(&view, &slots);
-    let mut report = RecoveryReport::default();
-    let (end_offset, new_len) = match plan(&view, &slots) {
+    let mut report = RecoveryReport { committed_bytes_missing: slots.current.committed_len.saturating_sub(len), ..Default::default() };
+    let (end_offset, new_len) = match plan(&view, &slots)? {
         Plan::Nothing => return Ok(report),
+        Plan::ReportOnly(damaged) => {
+            report.damaged = damaged;
+            return Ok(report);
+        }
         Plan::Truncate { len: keep, end_offset } => {
             report.bytes_dropped = len.saturating_sub(keep);
             report.frames_dropped = count_dropped_frames(&view, keep);
@@ -180,6 +248,8 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
                 bytes_dropped: len - scan.valid_end,
                 stop_reason: scan.stop.clone(),
                 end_was_written: scan.found_end.is_some(),
+                committed_bytes_missing: report.committed_bytes_missing,
+                damaged: scan.damage.iter().map(|(at, why)| format!("damaged record at offset {at}: {why}")).collect(),
             };
             match &scan.found_end {
                 Some((end_at, _)) => (*end_at, scan.valid_end),

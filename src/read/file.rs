@@ -77,7 +77,8 @@ impl FileInner {
         let s = &self.sessions[session];
         let Some(last) = s.last_checkpoint else { return true };
         let index_range = s.index_offset.and_then(|o| crate::format::record::read_record(self.bytes(), o, None).ok().map(|r| (o, r.end())));
-        let checked = self.checked_checkpoints[session].get_or_init(|| checked_checkpoint_ranges(self.bytes(), s.salt, s.offset, last));
+        let checked = self.checked_checkpoints[session]
+            .get_or_init(|| super::layout::checked_checkpoint_ranges(self.bytes(), s.salt, s.offset, last));
         runs.iter().all(|r| match &r.loc {
             RunLoc::Owned(_) => true,
             RunLoc::File(at) => {
@@ -109,24 +110,6 @@ impl FileInner {
             None => Arc::from(Vec::new()),
         }
     }
-}
-
-/// The byte ranges of the checkpoint records that validate, walking back from `last` through
-/// each one's previous-checkpoint field, sorted by offset.
-fn checked_checkpoint_ranges(file: &[u8], salt: u32, session_offset: u64, last: u64) -> Vec<(u64, u64)> {
-    use crate::format::record::{read_record_of, CheckpointBody, Kind};
-    let mut out = Vec::new();
-    let mut at = last;
-    while at > session_offset {
-        let Ok(r) = read_record_of(file, at, salt, Kind::Checkpoint) else { break };
-        out.push((at, r.end()));
-        match CheckpointBody::decode(r.body, at) {
-            Ok(cp) if cp.prev_checkpoint < at => at = cp.prev_checkpoint,
-            _ => break,
-        }
-    }
-    out.reverse();
-    out
 }
 
 /// An open `.rec` file, read through a memory map. Cheap to clone; every handle derived from

@@ -280,7 +280,9 @@ pub(crate) fn scan_active(file: &[u8], session_offset: u64, candidates: &[u64], 
     };
     for &c in candidates.iter().filter(|&&c| c > session_offset) {
         if let Ok(scan) = scan_from_checkpoint(file, fresh.clone(), c) {
-            return Ok(scan);
+            if blocks_checked(file, &scan) {
+                return Ok(scan);
+            }
         }
     }
     let mut scan = fresh;
@@ -738,47 +740,50 @@ pub(crate) fn active_session(file: &[u8], slots: &Slots, live: bool) -> Option<R
         return None;
     }
     let limit = if live { slot.committed_len } else { file.len() as u64 };
-    let rebuilt = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit).and_then(|scan| match &scan.found_end {
+    let rebuilt = scan_active(file, slot.active_session, &checkpoint_candidates(slots), limit).and_then(|scan| {
+        // Frames of a stream whose definition is damaged cannot be served from this rebuild:
+        // the caller then reads the session by the salvaging scan.
+        if let Some((at, why)) = scan.damage.iter().find(|(_, why)| why.contains("is not defined")) {
+            return Err(Error::Malformed { what: "session", offset: *at, reason: why.clone() });
+        }
+        Ok(scan)
+    });
+    let rebuilt = rebuilt.and_then(|scan| match &scan.found_end {
         Some((end_at, _)) if !live => read_finished(file, *end_at),
         _ => layout_of_active(file, &scan, if live { SessionState::Recording } else { SessionState::Interrupted }),
     });
     Some(rebuilt)
 }
 
-/// Scans the whole file forward for sessions: the slow path for files whose session chain is
-/// damaged. Each session is read up to its first invalid record; the next session is then
-/// searched for byte by byte.
-pub(crate) fn discover_by_scan(file: &[u8]) -> Vec<SessionLayout> {
-    discover_by_scan_range(file, HEADER_LEN, file.len() as u64)
+/// The byte ranges of the checkpoint records that validate, walking back from `last` through
+/// each one's previous-checkpoint field, sorted by offset.
+pub(crate) fn checked_checkpoint_ranges(file: &[u8], salt: u32, session_offset: u64, last: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = last;
+    while at > session_offset {
+        let Ok(r) = read_record_of(file, at, salt, Kind::Checkpoint) else { break };
+        out.push((at, r.end()));
+        match CheckpointBody::decode(r.body, at) {
+            Ok(cp) if cp.prev_checkpoint < at => at = cp.prev_checkpoint,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
-/// [`discover_by_scan`] over the sessions that start in `[from, to)`, read no further than `to`.
-fn discover_by_scan_range(file: &[u8], from: u64, to: u64) -> Vec<SessionLayout> {
-    let file = &file[..usize::try_from(to).unwrap_or(usize::MAX).min(file.len())];
-    let mut sessions = Vec::new();
-    let mut at = from.max(HEADER_LEN);
-    while at < file.len() as u64 {
-        let Ok(scan) = scan_active(file, at, &[], file.len() as u64) else {
-            at += 1;
-            continue;
-        };
-        let next = match &scan.found_end {
-            Some((end_at, _)) => match read_finished(file, *end_at) {
-                Ok(s) => {
-                    let n = s.segment_end;
-                    sessions.push(s);
-                    n
-                }
-                Err(_) => scan.valid_end,
-            },
-            None => {
-                if let Ok(l) = layout_of_active(file, &scan, SessionState::Interrupted) {
-                    sessions.push(l);
-                }
-                scan.valid_end
-            }
-        };
-        at = next.max(at + 1);
+/// Whether every block of a rebuilt checkpoint log points into a checkpoint record that passes
+/// its CRC (summary blocks are copies whose entries live in earlier checkpoints, which the
+/// rebuild itself did not read).
+fn blocks_checked(file: &[u8], scan: &ActiveScan) -> bool {
+    if scan.log.blocks.is_empty() {
+        return true;
     }
-    sessions
+    let ranges = checked_checkpoint_ranges(file, scan.salt, scan.offset, scan.last_checkpoint);
+    scan.log.blocks.iter().all(|b| {
+        let at = b.block.entries_offset;
+        let end = at + u64::from(b.block.count) * ENTRY_LEN as u64;
+        let i = ranges.partition_point(|&(from, _)| from <= at);
+        i > 0 && ranges[i - 1].0 <= at && end <= ranges[i - 1].1
+    })
 }

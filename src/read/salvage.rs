@@ -179,7 +179,7 @@ fn resync(file: &[u8], from: u64, salt: Option<u32>) -> Option<(u64, Found)> {
                 return Some((at, Found::Start));
             }
             if let Some(s) = inferred_salt_at(file, at) {
-                if Some(s) != salt {
+                if salt.is_none() || Some(s) != salt {
                     return Some((at, Found::Orphan(s)));
                 }
             }
@@ -196,6 +196,12 @@ pub(crate) fn resync_same(file: &[u8], from: u64, salt: u32) -> Option<u64> {
         (at, Found::Same) => Some(at),
         _ => None,
     }
+}
+
+/// The first offset at or after `from` where a session's start validates, or two records
+/// agree on a salt (records of some session).
+pub(crate) fn first_valid_from(file: &[u8], from: u64) -> Option<u64> {
+    resync(file, from, None).map(|(at, _)| at)
 }
 
 /// Every session of `file[from..to]` by a forward scan that resynchronises after damage.
@@ -233,13 +239,8 @@ pub(crate) fn salvage(file: &[u8], from: u64, to: u64) -> (Vec<SalvagedSession>,
         let damage_end = next.as_ref().map_or(len, |(o, _)| *o);
         let damage = Damage { offset: at, len: damage_end - at, what: kind_name(file, at), reason };
         match next {
-            None => {
-                // Nothing validates after it: a torn tail, not damage inside a session.
-                if cur.is_none() {
-                    loose.push(damage);
-                }
-                break;
-            }
+            // Nothing validates after it: a torn tail, not damage inside a session.
+            None => break,
             Some((o, Found::Same)) => {
                 if let Some(s) = cur.as_mut() {
                     s.damage.push(damage);
@@ -370,7 +371,8 @@ pub(crate) fn discover_salvaged(file: &[u8], slots: &Slots, live: bool) -> (Vec<
                 }
             }
         }
-        let state = if s.start.is_some() && s.end.is_none() && last && s.damage.is_empty() {
+        let active = slots.current.state == SlotState::Recording && slots.current.active_session == s.offset;
+        let state = if s.end.is_none() && last && s.start.is_some() && (s.damage.is_empty() || active) {
             if live {
                 SessionState::Recording
             } else {
