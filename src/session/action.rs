@@ -223,7 +223,7 @@ impl Session {
     }
 
     /// The session's checkpoints with their states, in order. Walks the session's records
-    /// (reading only record headers and checkpoints): O(records).
+    /// (reading only record headers and checkpoints): O(records). Damaged records are skipped.
     pub fn checkpoints(&self) -> Result<Vec<CheckpointInfo>> {
         let file = self.file.bytes();
         let l = self.layout();
@@ -237,10 +237,24 @@ impl Session {
         };
         let mut out = Vec::new();
         let mut at = l.offset;
+        let file = &file[..(l.segment_end as usize).min(file.len())];
         while at < l.segment_end {
-            let r = read_record(file, at, Some(l.salt))?;
+            // Damaged records are skipped: the walk resynchronises on the next valid one.
+            let r = match read_record(file, at, Some(l.salt)) {
+                Ok(r) => r,
+                Err(_) => match crate::read::salvage::resync_same(file, at + 1, l.salt) {
+                    Some(next) => {
+                        at = next;
+                        continue;
+                    }
+                    None => break,
+                },
+            };
             if r.kind() == Some(Kind::Checkpoint) {
-                let cp = CheckpointBody::decode(r.body, at)?;
+                let Ok(cp) = CheckpointBody::decode(r.body, at) else {
+                    at = r.end();
+                    continue;
+                };
                 out.push(CheckpointInfo {
                     number: cp.number,
                     offset: at,

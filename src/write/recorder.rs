@@ -62,6 +62,8 @@ pub struct Recorder {
     pub(crate) options: RecorderOptions,
     pub(crate) path: Option<PathBuf>,
     pub(crate) file_id: uuid::Uuid,
+    /// What the recovery run by `open_append` found and did (`None`: not run).
+    pub(crate) recovery: Option<crate::recover::RecoveryReport>,
 }
 
 /// Opens (creating when missing) a file for writing and takes its exclusive lock.
@@ -133,7 +135,7 @@ impl Recorder {
     /// A recorder over storage that already holds a `.rec` file: recovers an interrupted
     /// session, then positions after the last finished session.
     pub fn open_storage(mut storage: Box<dyn Storage>, options: RecorderOptions) -> Result<Recorder> {
-        crate::recover::recover_storage(storage.as_mut())?;
+        let report = crate::recover::recover_storage(storage.as_mut())?;
         let mut page = vec![0u8; HEADER_USED_LEN];
         let len = storage.len()?;
         if len < HEADER_LEN {
@@ -145,13 +147,25 @@ impl Recorder {
         page.resize(HEADER_LEN as usize, 0);
         let header = FileHeader::decode(&page)?;
         let slots = Slots::decode(&page)?;
-        // Anything past the committed length of an idle file is unreferenced (a session start
-        // whose slot update never happened): drop it so the new session starts clean.
-        if len > slots.current.committed_len {
+        // Recovery leaves nothing past the committed length that validates; a file whose damage
+        // it reported (and left alone) is appended to after its committed end.
+        if len > slots.current.committed_len && report.damaged.is_empty() {
             storage.set_len(slots.current.committed_len)?;
             storage.sync()?;
+        } else if len > slots.current.committed_len {
+            return Err(Error::Unrecoverable {
+                offset: slots.current.committed_len,
+                reason: "bytes past the committed end of a damaged file".into(),
+            });
         }
-        Ok(Recorder::from_parts(storage, options, SlotState { current: slots.current, current_index: slots.current_index }, header.file_id))
+        let mut r = Recorder::from_parts(
+            storage,
+            options,
+            SlotState { current: slots.current, current_index: slots.current_index },
+            header.file_id,
+        );
+        r.recovery = Some(report);
+        Ok(r)
     }
 
     fn from_parts(storage: Box<dyn Storage>, options: RecorderOptions, slots: SlotState, file_id: uuid::Uuid) -> Recorder {
@@ -160,7 +174,14 @@ impl Recorder {
             options,
             path: None,
             file_id,
+            recovery: None,
         }
+    }
+
+    /// What the recovery that [`Recorder::open_append`] runs first found and did (`None` for a
+    /// new file). Check [`RecoveryReport::lost_data`](crate::RecoveryReport::lost_data).
+    pub fn recovery_report(&self) -> Option<&crate::recover::RecoveryReport> {
+        self.recovery.as_ref()
     }
 
     /// Starts a new session. Only one session records at a time: starting a second one while

@@ -57,7 +57,7 @@ fn parse(a: Args) -> Result<Option<Parsed>, CliError> {
 
 fn compare(parsed: Option<Parsed>) -> CliResult {
     let Some((files, json)) = parsed else {
-        println!("{USAGE}");
+        outln!("{USAGE}");
         return Ok(crate::exit::OK);
     };
     let open = |(path, session): &(String, Option<String>)| -> CliResult<recfile::Session> {
@@ -67,9 +67,9 @@ fn compare(parsed: Option<Parsed>) -> CliResult {
     let (sa, sb) = (open(&files[0])?, open(&files[1])?);
     let report = compare_sessions(&sa, &sb)?;
     if json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
     }
     Ok(if report.is_identical() { crate::exit::OK } else { crate::exit::ERROR })
 }

@@ -74,9 +74,9 @@ pub fn run(a: Args) -> CliResult {
     match found {
         Some(fr) => {
             if a.json {
-                println!("{}", frame_line(&fr, &encoding, None));
+                outln!("{}", frame_line(&fr, &encoding, None));
             } else {
-                println!("{}  {}  #{}  {} B  {}", utc(fr.timestamp()), fr.stream(), fr.seq(), fr.data().len(), preview(fr.data(), 60));
+                outln!("{}  {}  #{}  {} B  {}", utc(fr.timestamp()), fr.stream(), fr.seq(), fr.data().len(), preview(fr.data(), 60));
             }
             Ok(exit::OK)
         }

@@ -55,20 +55,20 @@ pub fn info_json(f: &RecFile) -> Value {
 /// Prints the human-readable summary.
 pub fn print_human(f: &RecFile, path: &std::path::Path) {
     let (major, minor) = f.format_version();
-    println!("file      {}", path.display());
-    println!("format    {major}.{minor}   id {}   {}", f.file_id(), human_bytes(f.size_bytes()));
+    outln!("file      {}", path.display());
+    outln!("format    {major}.{minor}   id {}   {}", f.file_id(), human_bytes(f.size_bytes()));
     if f.needs_recovery() {
-        println!(
+        outln!(
             "{}      the file holds an interrupted session: run `rec recover {}`",
             crate::output::paint("NOTE", "1;31", crate::output::stdout_is_terminal()),
             path.display()
         );
     }
     for w in f.warnings() {
-        println!("warning   {w}");
+        outln!("warning   {w}");
     }
     for s in f.sessions() {
-        println!();
+        outln!();
         let state = if s.was_recovered() { "finished (recovered)".to_string() } else { s.state().as_str().to_string() };
         let tty = crate::output::stdout_is_terminal();
         let state_style = match s.state() {
@@ -76,7 +76,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
             recfile::SessionState::Interrupted | recfile::SessionState::Damaged => "1;31",
             recfile::SessionState::Recording => "1;33",
         };
-        println!(
+        outln!(
             "{} {}  {:?}  {}  {}",
             crate::output::paint("session", "1", tty),
             s.position(),
@@ -85,9 +85,9 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
             crate::output::paint(&state, state_style, tty)
         );
         let end = s.end_time().map(utc).unwrap_or_else(|| "-".into());
-        println!("  started {}  ended {}  {} frames  {} checkpoints", utc(s.start_time()), end, s.frame_count(), s.checkpoint_count());
+        outln!("  started {}  ended {}  {} frames  {} checkpoints", utc(s.start_time()), end, s.frame_count(), s.checkpoint_count());
         for (k, v) in s.metadata() {
-            println!("  {k} = {v}");
+            outln!("  {k} = {v}");
         }
         let rows: Vec<[String; 7]> = s
             .streams()
@@ -127,7 +127,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
                 .enumerate()
                 .map(|(i, (c, w))| if i == 2 || i == 3 || i == 6 { format!("{c:>w$}") } else { format!("{c:<w$}") })
                 .collect();
-            println!("  {}", parts.join("  ").trim_end());
+            outln!("  {}", parts.join("  ").trim_end());
         };
         line(&head.map(String::from));
         for r in &rows {
@@ -139,7 +139,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
 pub fn run(a: Args) -> CliResult {
     let f = RecFile::open(&a.file).map_err(|e| e.with_path(&a.file))?;
     if a.json {
-        println!("{}", info_json(&f));
+        outln!("{}", info_json(&f));
     } else {
         print_human(&f, &a.file);
     }

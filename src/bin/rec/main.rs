@@ -1,6 +1,19 @@
 //! `rec`: record, inspect and replay `.rec` files. Argument definitions live here; each command
 //! is a file of its own; no format logic is in the CLI.
 
+/// `println!` for command output: a closed stdout (`rec info FILE | head -1`) ends the
+/// process quietly with exit 0 instead of panicking.
+macro_rules! outln {
+    () => { $crate::output::emit(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for command output, with [`outln!`]'s handling of a closed stdout.
+#[allow(unused_macros)]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit(format_args!($($arg)*)) };
+}
+
 mod args;
 mod cat;
 mod convert;

@@ -21,7 +21,14 @@ impl From<recfile::Error> for CliError {
         let hint = match &e {
             recfile::Error::Locked { .. } => Some("another process is recording this file; wait for it to finish".to_string()),
             recfile::Error::NeedsRecovery { .. } => Some("the file was not closed: run `rec recover FILE`".to_string()),
+            recfile::Error::BadMagic { found } if found.starts_with(b"\x89MCAP") => {
+                Some("this is an MCAP file: convert it with `rec convert FILE.mcap FILE.rec`".to_string())
+            }
             recfile::Error::BadMagic { .. } | recfile::Error::EmptyFile => Some("is this a .rec file?".to_string()),
+            recfile::Error::AlreadyExists { .. } => Some("add a session to it with --append".to_string()),
+            recfile::Error::Unrecoverable { .. } => {
+                Some("`rec verify FILE` lists every damaged record; `rec cat` still reads every intact frame".to_string())
+            }
             _ => None,
         };
         let mut message = e.to_string();
@@ -58,6 +65,20 @@ pub fn paint(text: &str, style: &str, to_terminal: bool) -> String {
         format!("\x1b[{style}m{text}\x1b[0m")
     } else {
         text.to_string()
+    }
+}
+
+/// Writes command output to stdout; when stdout is closed (a pipe whose reader has gone), exits
+/// at once with status 0, as Unix tools do, rather than panicking or reporting an error.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rec: error: writing to stdout: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -128,6 +149,15 @@ pub fn utc(t: Timestamp) -> String {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `n` and a noun, in the plural unless `n` is 1 ("1 checkpoint", "3 frames").
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Human-readable byte count.

@@ -142,6 +142,12 @@ pub fn run(a: Args) -> CliResult {
         opts = opts.checkpoint_every_frames(n);
     }
     let mut recorder = if a.append { opts.open_append(&a.file)? } else { opts.create(&a.file)? };
+    if let Some(r) = recorder.recovery_report().filter(|r| r.was_interrupted || r.lost_data()) {
+        eprintln!("rec: the file needed recovery before appending:");
+        for line in crate::recover::describe(r, &a.file.display().to_string()) {
+            eprintln!("rec: {line}");
+        }
+    }
     let mut w = recorder.start_session(&a.session)?;
     let mut streams = Streams { ids: HashMap::new() };
     let stdin = std::io::stdin();

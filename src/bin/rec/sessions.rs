@@ -32,19 +32,29 @@ pub fn run_sessions(a: SessionsArgs) -> CliResult {
         }));
     }
     if a.json {
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     } else {
-        println!("{:<4} {:<36} {:<20} {:<11} {:>8} {:>8} {:>11}  started", "#", "id", "name", "state", "frames", "actions", "checkpoints");
+        let name_w = f.sessions().iter().map(|s| s.name().chars().count()).max().unwrap_or(0).clamp(4, 40);
+        outln!(
+            "{:<4} {:<36} {:<name_w$} {:<11} {:>8} {:>8} {:>11}  started",
+            "#",
+            "id",
+            "name",
+            "state",
+            "frames",
+            "actions",
+            "checkpoints"
+        );
         for (r, s) in rows.iter().zip(f.sessions()) {
-            println!(
-                "{:<4} {:<36} {:<20} {:<11} {:>8} {:>8} {:>11}  {}",
+            outln!(
+                "{:<4} {:<36} {:<name_w$} {:<11} {:>8} {:>8} {:>11}  {}",
                 s.position(),
                 s.id(),
                 s.name(),
                 s.state().as_str(),
                 s.frame_count(),
-                r["actions"],
-                r["checkpoints"],
+                r["actions"].as_u64().unwrap_or(0),
+                r["checkpoints"].as_u64().unwrap_or(0),
                 utc(s.start_time())
             );
         }
@@ -88,13 +98,13 @@ pub fn run_actions(a: ActionsArgs) -> CliResult {
                 },
                 Err(e) => v["error"] = e.clone().into(),
             }
-            println!("{v}");
+            outln!("{v}");
         } else {
             let out = match &act.output {
                 Ok(o) => preview(o, 50),
                 Err(e) => format!("error: {}", preview(e.as_bytes(), 50)),
             };
-            println!(
+            outln!(
                 "#{:<5} {}  {:<12} {:>9.3} ms  {} -> {}",
                 act.seq,
                 utc(act.ts),

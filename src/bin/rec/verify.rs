@@ -12,12 +12,12 @@ pub fn run(a: Args) -> CliResult {
     let report = f.verify_with_progress(|done, _| bar.set(done));
     bar.finish();
     if a.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         for p in &report.problems {
-            println!("offset {:>12}  {}", p.offset, p.message);
+            outln!("offset {:>12}  {}", p.offset, p.message);
         }
-        println!(
+        outln!(
             "{}: {} sessions, {} records, {} frames checked: {}",
             a.file.display(),
             report.sessions,
