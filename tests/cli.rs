@@ -271,7 +271,7 @@ fn cat_windows_and_loops_and_play() {
     assert!(t0.elapsed() >= std::time::Duration::from_millis(35), "5 frames over 80 ms at 2x take 40 ms");
     assert_eq!(data(&o), vec![5, 6, 7, 8, 9]);
     assert!(stderr(&o).contains("lateness"));
-    assert_eq!(code(&rec(&["play", p(&f), "--speed", "0"], None)), 1);
+    assert_eq!(code(&rec(&["play", p(&f), "--speed", "0"], None)), 2, "a bad speed is a usage error");
     assert_eq!(code(&rec(&["play", p(&f), "--late", "sometimes"], None)), 2);
 }
 

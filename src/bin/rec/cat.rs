@@ -127,6 +127,13 @@ pub fn run(a: Args) -> CliResult {
         }
     }
     bar.finish();
+    if written == 0 {
+        if let (Some((start, _)), Some(last)) = (window.bounds(&replay), replay.last_timestamp()) {
+            if start > last {
+                eprintln!("rec: the window starts at {} ({}), after the last frame at {} ({})", start, utc(start), last, utc(last));
+            }
+        }
+    }
     if let Err(e) = out.flush() {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());

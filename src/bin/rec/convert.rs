@@ -33,8 +33,8 @@ fn sniff(path: &Path) -> CliResult<Kind> {
         Ok(Kind::Rec)
     } else {
         Err(CliError {
-            message: format!("{}: neither an MCAP nor a .rec file", path.display()),
             hint: Some("rec convert reads .mcap and .rec files".into()),
+            ..CliError::new(format!("{}: neither an MCAP nor a .rec file", path.display()))
         })
     }
 }

@@ -4,7 +4,7 @@ use crate::cat::pick_session;
 use crate::output::{CliError, CliResult};
 use recfile::{compare_sessions, RecFile};
 
-const USAGE: &str = "usage: rec diff FILE_A [--session A] FILE_B [--session B] [--json]\n\nCompares the actions of two sessions (default: the last session of each file).\nExit code 0 when identical, 1 when they differ.";
+const USAGE: &str = "usage: rec diff FILE_A [--session A] FILE_B [--session B] [--json]\n\nCompares the actions of two sessions (default: the last session of each file).\nExit code 0 when identical, 1 when they differ, 2 on trouble (a missing file, no actions).";
 
 /// Arguments are positional-dependent (each --session applies to the file before it), so they
 /// are parsed here rather than by clap.
@@ -64,8 +64,22 @@ fn compare(parsed: Option<Parsed>) -> CliResult {
         let f = RecFile::open(path).map_err(|e| e.with_path(std::path::Path::new(path)))?;
         pick_session(&f, session.as_deref())
     };
-    let (sa, sb) = (open(&files[0])?, open(&files[1])?);
-    let report = compare_sessions(&sa, &sb)?;
+    // diff(1)'s exit codes: 0 identical, 1 different, 2 trouble.
+    let trouble = |e: CliError| {
+        crate::output::print_error(&e);
+        Ok(crate::exit::USAGE)
+    };
+    let (sa, sb) = match (open(&files[0]), open(&files[1])) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return trouble(e),
+    };
+    if sa.action_count() == 0 && sb.action_count() == 0 {
+        return trouble(CliError::new("neither session has recorded actions: there is nothing to compare"));
+    }
+    let report = match compare_sessions(&sa, &sb) {
+        Ok(r) => r,
+        Err(e) => return trouble(e.into()),
+    };
     if json {
         outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
@@ -76,5 +90,5 @@ fn compare(parsed: Option<Parsed>) -> CliResult {
 
 /// A usage error: exit code 2, like clap's.
 fn usage(msg: &str) -> CliError {
-    CliError { message: msg.to_string(), hint: Some(USAGE.to_string()) }
+    CliError { hint: Some(USAGE.to_string()), ..CliError::usage(msg) }
 }

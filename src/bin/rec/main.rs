@@ -99,7 +99,7 @@ enum Command {
     /// List the actions of a session.
     #[command(after_help = "Examples:\n  rec actions agent.rec --session 0\n  rec actions agent.rec --json | jq .kind")]
     Actions(sessions::ActionsArgs),
-    /// Compare the actions of two sessions (exit 0 identical, 1 different).
+    /// Compare the actions of two sessions (exit 0 identical, 1 different, 2 trouble).
     Diff(diff::Args),
     /// Convert between MCAP and .rec (the direction follows the input).
     Convert(convert::Args),
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             output::print_error(&e);
-            ExitCode::from(exit::ERROR)
+            ExitCode::from(e.code)
         }
     }
 }

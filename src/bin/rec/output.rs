@@ -8,11 +8,18 @@ use recfile::{Frame, Timestamp};
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
+    /// The exit code: 1 (an error) unless it is a usage error (2).
+    pub code: u8,
 }
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), hint: None }
+        CliError { message: message.into(), hint: None, code: crate::exit::ERROR }
+    }
+
+    /// A usage error (a bad argument value): exit 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError { code: crate::exit::USAGE, ..CliError::new(message) }
     }
 }
 
@@ -40,7 +47,7 @@ impl From<recfile::Error> for CliError {
             }
             src = s.source();
         }
-        CliError { message, hint }
+        CliError { message, hint, code: crate::exit::ERROR }
     }
 }
 
@@ -80,6 +87,19 @@ pub fn emit(args: std::fmt::Arguments<'_>) {
         eprintln!("rec: error: writing to stdout: {e}");
         std::process::exit(1);
     }
+}
+
+/// A flag set on SIGINT, SIGTERM or SIGHUP, for commands that finish cleanly when asked to
+/// stop; a second signal ends the process at once (exit 130).
+pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        // The conditional shutdown is registered first, so it sees the flag before this
+        // signal sets it: only a second signal exits.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
 }
 
 /// Whether stdout is a terminal.

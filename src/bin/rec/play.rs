@@ -61,7 +61,7 @@ impl Drop for RawTerminal {
 
 pub fn run(a: Args) -> CliResult {
     if !(a.speed.is_finite() && a.speed > 0.0) {
-        return Err(CliError::new(format!("--speed must be positive and finite, got {}", a.speed)));
+        return Err(CliError::usage(format!("--speed must be positive and finite, got {}", a.speed)));
     }
     let f = RecFile::open(&a.sel.file).map_err(|e| e.with_path(&a.sel.file))?;
     let s = pick_session(&f, a.sel.session.as_deref())?;
@@ -94,9 +94,12 @@ pub fn run(a: Args) -> CliResult {
     } else {
         None
     };
-    let status = std::io::stderr().is_terminal();
+    // The status line goes to a terminal that is not also where the frames go.
+    let status = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
+    // Ctrl-C, SIGTERM, SIGHUP: stop, restore the terminal, print the statistics.
+    let stop = crate::output::stop_flag();
     let mut ticks = 0u32;
-    while !handle.is_finished() && !broken.load(std::sync::atomic::Ordering::Relaxed) {
+    while !handle.is_finished() && !broken.load(std::sync::atomic::Ordering::Relaxed) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
         ticks += 1;
         if status && ticks.is_multiple_of(5) {

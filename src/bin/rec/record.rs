@@ -137,7 +137,7 @@ pub fn run(a: Args) -> CliResult {
     let mut opts = RecorderOptions::new();
     if let Some(n) = a.checkpoint_every {
         if n == 0 {
-            return Err(CliError::new("--checkpoint-every must be at least 1"));
+            return Err(CliError::usage("--checkpoint-every must be at least 1"));
         }
         opts = opts.checkpoint_every_frames(n);
     }
@@ -150,23 +150,62 @@ pub fn run(a: Args) -> CliResult {
     }
     let mut w = recorder.start_session(&a.session)?;
     let mut streams = Streams { ids: HashMap::new() };
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut buf = Vec::new();
+    // Lines are read on a thread of their own so that a signal (Ctrl-C, SIGTERM, SIGHUP) can
+    // stop the recording while a read waits: every line read by then is written, and the
+    // session is finished as at the end of the input.
+    let stop = crate::output::stop_flag();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4096);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            let mut buf = Vec::new();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.send(Ok(buf)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
     let mut line_no = 0u64;
     let mut frames = 0u64;
     let mut failure: Option<CliError> = None;
+    let mut stopped = false;
     let bar = crate::progress::Progress::new("recording", "frames");
     loop {
-        buf.clear();
-        match input.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+        let next = if stopped {
+            // After a signal: the lines already read, then stop.
+            match rx.try_recv() {
+                Ok(l) => l,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(l) => l,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        if !stopped && stop.load(std::sync::atomic::Ordering::Relaxed) {
+            stopped = true;
+        }
+        let buf = match next {
+            Ok(b) => b,
             Err(e) => {
                 failure = Some(CliError::new(format!("reading stdin after line {line_no}: {e}")));
                 break;
             }
-        }
+        };
         line_no += 1;
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t.trim(),
@@ -192,6 +231,9 @@ pub fn run(a: Args) -> CliResult {
                 break;
             }
         }
+    }
+    if stopped {
+        eprintln!("rec: stopped by a signal after {line_no} lines; finishing the session");
     }
     bar.finish();
     let info = w.finish()?;
