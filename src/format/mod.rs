@@ -12,4 +12,4 @@ pub mod salt;
 /// Major format version: a reader refuses files with a different major version.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: additions that older readers of the same major version can skip.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
