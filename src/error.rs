@@ -110,7 +110,7 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// No stream of that name in the session.
-    #[error("no stream named {0:?} in this session")]
+    #[error("no stream named {0}")]
     NoSuchStream(String),
     /// No session matches the given position or id.
     #[error("no session {0}")]

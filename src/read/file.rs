@@ -82,7 +82,7 @@ impl FileInner {
         runs.iter().all(|r| match &r.loc {
             RunLoc::Owned(_) => true,
             RunLoc::File(at) => {
-                let end = at + r.count * crate::format::index::ENTRY_LEN as u64;
+                let end = at.saturating_add(r.count.saturating_mul(crate::format::index::ENTRY_LEN as u64));
                 let inside = |(from, to): (u64, u64)| from <= *at && end <= to;
                 index_range.is_some_and(inside) || {
                     let i = checked.partition_point(|&(from, _)| from <= *at);
@@ -166,6 +166,9 @@ impl RecFile {
     /// Opens and memory-maps a file.
     pub fn open(path: impl AsRef<Path>) -> Result<RecFile> {
         let path = path.as_ref();
+        if path.is_dir() {
+            return Err(Error::InvalidArgument(format!("{} is a directory, not a .rec file", path.display())));
+        }
         let file = File::open(path).map_err(|e| Error::from(e).with_path(path))?;
         let live = writer_holds_lock(&file);
         if live {
@@ -466,7 +469,13 @@ impl Session {
 
     pub(crate) fn stream_index(&self, name: &str) -> Result<StreamIndex> {
         let l = self.layout();
-        let pos = l.streams.iter().position(|s| s.def.name == name).ok_or_else(|| Error::NoSuchStream(name.to_string()))?;
+        let pos = l.streams.iter().position(|s| s.def.name == name).ok_or_else(|| {
+            let names: Vec<String> = l.streams.iter().map(|s| format!("{:?}", s.def.name)).collect();
+            Error::NoSuchStream(format!(
+                "{name:?} (the session has {})",
+                if names.is_empty() { "no streams".into() } else { names.join(", ") }
+            ))
+        })?;
         let runs = self.file.runs(self.index, pos)?;
         let s = &l.streams[pos];
         Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts))

@@ -782,7 +782,7 @@ fn blocks_checked(file: &[u8], scan: &ActiveScan) -> bool {
     let ranges = checked_checkpoint_ranges(file, scan.salt, scan.offset, scan.last_checkpoint);
     scan.log.blocks.iter().all(|b| {
         let at = b.block.entries_offset;
-        let end = at + u64::from(b.block.count) * ENTRY_LEN as u64;
+        let end = at.saturating_add(u64::from(b.block.count) * ENTRY_LEN as u64);
         let i = ranges.partition_point(|&(from, _)| from <= at);
         i > 0 && ranges[i - 1].0 <= at && end <= ranges[i - 1].1
     })

@@ -85,7 +85,13 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
             crate::output::paint(&state, state_style, tty)
         );
         let end = s.end_time().map(utc).unwrap_or_else(|| "-".into());
-        outln!("  started {}  ended {}  {} frames  {} checkpoints", utc(s.start_time()), end, s.frame_count(), s.checkpoint_count());
+        outln!(
+            "  started {}  ended {}  {}  {}",
+            utc(s.start_time()),
+            end,
+            crate::output::plural(s.frame_count(), "frame"),
+            crate::output::plural(u64::from(s.checkpoint_count()), "checkpoint")
+        );
         for (k, v) in s.metadata() {
             outln!("  {k} = {v}");
         }
