@@ -100,15 +100,7 @@ impl FileInner {
         let entries = found.into_iter().find(|f| f.offset == s.offset).and_then(|mut f| f.streams.remove(&id)).map(|st| st.entries);
         let mut entries = entries.unwrap_or_default();
         entries.sort_unstable();
-        match entries.first() {
-            Some(first) => Arc::from(vec![Run {
-                first_ts: first.ts,
-                cum_start: 0,
-                count: entries.len() as u64,
-                loc: RunLoc::Owned(crate::format::index::encode_entries(&entries).into()),
-            }]),
-            None => Arc::from(Vec::new()),
-        }
+        Arc::from(super::layout::owned_runs(&entries))
     }
 }
 

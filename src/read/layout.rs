@@ -151,7 +151,7 @@ pub(crate) struct ActiveScan {
     pub damage: Vec<(u64, String)>,
 }
 
-fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
+pub(crate) fn set_metadata(md: &mut Vec<(String, String)>, k: String, v: String) {
     match md.iter_mut().find(|(key, _)| *key == k) {
         Some(kv) => kv.1 = v,
         None => md.push((k, v)),
@@ -483,6 +483,16 @@ pub(crate) fn runs_of(log: &CheckpointLog, stream: u16) -> Vec<RunInfo> {
             last_ts: b.block.last_ts,
         })
         .collect()
+}
+
+/// One in-memory run of sorted entries (none when there are no entries).
+pub(crate) fn owned_runs(entries: &[IndexEntry]) -> Vec<Run> {
+    match entries.first() {
+        Some(first) => {
+            vec![Run { first_ts: first.ts, cum_start: 0, count: entries.len() as u64, loc: RunLoc::Owned(encode_entries(entries).into()) }]
+        }
+        None => Vec::new(),
+    }
 }
 
 /// Turns a rebuilt stream's runs and tail into sorted, non-overlapping runs for reading.

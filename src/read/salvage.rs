@@ -8,10 +8,10 @@
 //! valid Frame is indexed in memory; sessions keep their place in the file (spec §7, "Reading a
 //! damaged file").
 
-use super::layout::{active_session, read_finished, Run, RunLoc, RunSource, SessionLayout, SessionState, StreamLayout};
+use super::layout::{active_session, owned_runs, read_finished, set_metadata, RunSource, SessionLayout, SessionState, StreamLayout};
 use crate::format::header::HEADER_LEN;
 use crate::format::header::{SlotState, Slots};
-use crate::format::index::{encode_entries, IndexEntry};
+use crate::format::index::IndexEntry;
 use crate::format::record::{
     decode_frame, decode_metadata, read_record, salt_crc, session_salt, CheckpointBody, Kind, SessionEndBody, SessionStartBody,
     StreamDefBody, RECORD_HEADER_LEN,
@@ -93,7 +93,7 @@ impl SalvagedSession {
                 }
                 Some(Kind::Metadata) => {
                     let (k, v) = decode_metadata(body, at)?;
-                    set(&mut self.metadata, k, v);
+                    set_metadata(&mut self.metadata, k, v);
                 }
                 Some(Kind::Checkpoint) => {
                     let cp = CheckpointBody::decode(body, at)?;
@@ -104,7 +104,7 @@ impl SalvagedSession {
                 Some(Kind::SessionEnd) => {
                     let e = SessionEndBody::decode(body, at)?;
                     for (k, v) in &e.metadata {
-                        set(&mut self.metadata, k.clone(), v.clone());
+                        set_metadata(&mut self.metadata, k.clone(), v.clone());
                     }
                     self.end = Some((at, e));
                 }
@@ -117,13 +117,6 @@ impl SalvagedSession {
             self.damage.push(Damage { offset: at, len: end - at, what: kind_name(file, at), reason: e.to_string() });
         }
         self.valid_end = end;
-    }
-}
-
-fn set(md: &mut Vec<(String, String)>, k: String, v: String) {
-    match md.iter_mut().find(|(key, _)| *key == k) {
-        Some(kv) => kv.1 = v,
-        None => md.push((k, v)),
     }
 }
 
@@ -271,43 +264,25 @@ pub(crate) fn salvage(file: &[u8], from: u64, to: u64) -> (Vec<SalvagedSession>,
 /// valid frame. Streams without a valid definition are named `stream-<id>`.
 pub(crate) fn layout_of_salvaged(s: &SalvagedSession, state: SessionState) -> SessionLayout {
     let mut streams = Vec::new();
-    let max_id = s.streams.keys().next_back().copied();
-    for id in 0..=max_id.unwrap_or(0) {
-        if max_id.is_none() {
-            break;
-        }
+    let count = s.streams.keys().next_back().map_or(0, |&id| usize::from(id) + 1);
+    for id in (0..count).map(|i| i as u16) {
         let found = s.streams.get(&id).cloned().unwrap_or_default();
-        let (def_offset, def) = found.def.clone().unwrap_or_else(|| {
-            (
-                0,
-                StreamDefBody {
-                    stream: id,
-                    name: format!("stream-{id}"),
-                    encoding: String::new(),
-                    schema_name: String::new(),
-                    schema: Vec::new(),
-                },
-            )
+        let def = found.def.map(|(_, d)| d).unwrap_or_else(|| StreamDefBody {
+            stream: id,
+            name: format!("stream-{id}"),
+            encoding: String::new(),
+            schema_name: String::new(),
+            schema: Vec::new(),
         });
-        let _ = def_offset;
-        let mut entries = found.entries.clone();
+        let mut entries = found.entries;
         entries.sort_unstable();
-        let runs: Vec<Run> = match entries.first() {
-            Some(first) => vec![Run {
-                first_ts: first.ts,
-                cum_start: 0,
-                count: entries.len() as u64,
-                loc: RunLoc::Owned(encode_entries(&entries).into()),
-            }],
-            None => Vec::new(),
-        };
         streams.push(StreamLayout {
             def,
             frames: entries.len() as u64,
             payload_bytes: found.payload_bytes,
             first_ts: entries.iter().map(|e| e.ts).min().unwrap_or(0),
             last_ts: entries.iter().map(|e| e.ts).max().unwrap_or(0),
-            runs: RunSource::Built(Arc::from(runs)),
+            runs: RunSource::Built(Arc::from(owned_runs(&entries))),
         });
     }
     let start = s.start.clone().unwrap_or_else(|| SessionStartBody {
