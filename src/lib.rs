@@ -49,7 +49,8 @@ pub use error::{Error, Result};
 pub use read::{Frame, FrameRef, Frames, RecFile, Replay, Scan, Session, SessionState, SkipDamaged, StreamInfo};
 pub use recover::{recover, recover_storage, RecoveryReport};
 pub use replay::{
-    LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, Window, WindowFrame, WindowIter,
+    LatePolicy, PlaybackStats, Player, PlayerHandle, PlayerOptions, Realtime, RealtimeOptions, RealtimePoll, Window, WindowFrame,
+    WindowIter,
 };
 pub use session::{compare_sessions, Action, ActionOptions, CheckpointInfo, ComparisonReport, DivergenceType, ReplayEngine, ReplayReport};
 pub use time::Timestamp;

@@ -86,6 +86,12 @@ impl Frame {
         })
     }
 
+    /// Where the payload starts in the file (its first byte's offset): a binding that maps the
+    /// file itself hands out views of `data_offset()..data_offset() + data().len()`.
+    pub fn data_offset(&self) -> u64 {
+        self.payload_start as u64
+    }
+
     /// The frame's timestamp.
     pub fn timestamp(&self) -> Timestamp {
         Timestamp::from_nanos(self.ts)

@@ -9,6 +9,6 @@ mod window;
 #[cfg(feature = "async")]
 pub use player::PlayerStream;
 pub use player::{Player, PlayerHandle, PlayerOptions};
-pub use realtime::{LatePolicy, Realtime, RealtimeOptions};
+pub use realtime::{LatePolicy, Realtime, RealtimeOptions, RealtimePoll};
 pub use stats::PlaybackStats;
 pub use window::{Window, WindowFrame, WindowIter};

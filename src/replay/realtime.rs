@@ -110,6 +110,19 @@ pub struct Realtime {
     delivered: u64,
     dropped: u64,
     reanchors: u64,
+    /// A frame taken from the window whose due time has not come yet, with its virtual time.
+    pending: Option<(WindowFrame, i128)>,
+}
+
+/// What [`Realtime::poll_next`] found.
+#[derive(Debug)]
+pub enum RealtimePoll {
+    /// The next frame, at its due time (or late, as the policy allows), or a read error.
+    Frame(Result<WindowFrame>),
+    /// The next frame is not due within the wait given; ask again.
+    Waiting,
+    /// The window is exhausted.
+    Done,
 }
 
 impl Realtime {
@@ -126,6 +139,7 @@ impl Realtime {
             delivered: 0,
             dropped: 0,
             reanchors: 0,
+            pending: None,
         })
     }
 
@@ -135,15 +149,23 @@ impl Realtime {
     }
 }
 
-impl Iterator for Realtime {
-    type Item = Result<WindowFrame>;
-    fn next(&mut self) -> Option<Result<WindowFrame>> {
+impl Realtime {
+    /// Waits at most `max_wait` for the next frame: returns it once it is due, or
+    /// [`RealtimePoll::Waiting`] when it is due later, so that a caller can check for a stop
+    /// request or a signal between waits (the Python binding does) without losing the frame.
+    pub fn poll_next(&mut self, max_wait: Duration) -> RealtimePoll {
         loop {
-            let f = match self.frames.next()? {
-                Ok(f) => f,
-                Err(e) => return Some(Err(e)),
+            let (f, v) = match self.pending.take() {
+                Some(p) => p,
+                None => match self.frames.next() {
+                    None => return RealtimePoll::Done,
+                    Some(Err(e)) => return RealtimePoll::Frame(Err(e)),
+                    Some(Ok(f)) => {
+                        let v = self.schedule.virtual_ns(&f);
+                        (f, v)
+                    }
+                },
             };
-            let v = self.schedule.virtual_ns(&f);
             let due = self.schedule.due(v);
             let now = Instant::now();
             if now > due {
@@ -159,13 +181,30 @@ impl Iterator for Realtime {
                     }
                     _ => {}
                 }
+            } else if due - now > max_wait {
+                std::thread::sleep(max_wait);
+                self.pending = Some((f, v));
+                return RealtimePoll::Waiting;
             } else {
                 wait_until(due);
             }
             let late = Instant::now().saturating_duration_since(self.schedule.due(v));
             self.hist.record(late.as_nanos() as u64);
             self.delivered += 1;
-            return Some(Ok(f));
+            return RealtimePoll::Frame(Ok(f));
+        }
+    }
+}
+
+impl Iterator for Realtime {
+    type Item = Result<WindowFrame>;
+    fn next(&mut self) -> Option<Result<WindowFrame>> {
+        loop {
+            match self.poll_next(Duration::MAX) {
+                RealtimePoll::Frame(f) => return Some(f),
+                RealtimePoll::Done => return None,
+                RealtimePoll::Waiting => {}
+            }
         }
     }
 }
