@@ -20,6 +20,8 @@ Reading::
 ``recfile.dimos`` holds drop-ins for dimos' ``TimedSensorStorage`` and ``TimedSensorReplay``.
 """
 
+import atexit as _atexit
+
 from ._recfile import (
     FORMAT_VERSION,
     Action,
@@ -44,10 +46,14 @@ from ._recfile import (
     StreamInfo,
     VerifyReport,
     __version__,
+    _shutdown,
     compare_sessions,
     open,
     recover,
 )
+
+# Realtime waits end before the interpreter finalizes (see _recfile._shutdown).
+_atexit.register(_shutdown)
 
 __all__ = [
     "FORMAT_VERSION",

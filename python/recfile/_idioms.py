@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 if TYPE_CHECKING:
     from ._recfile import Replay, SessionWriter
 
 F = TypeVar("F", bound=Callable[[Any], Any])
+
+# Timer threads of live observables: stopped and joined at interpreter exit, before the
+# interpreter stops running threads (a thread stopped then, inside a wait, aborts the process).
+_timers: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+_stops: "weakref.WeakKeyDictionary[threading.Thread, Callable[[], None]]" = weakref.WeakKeyDictionary()
+
+
+@atexit.register
+def _stop_timers() -> None:
+    threads = list(_timers)
+    for t in threads:
+        stop = _stops.get(t)
+        if stop is not None:
+            stop()
+    for t in threads:
+        t.join(timeout=1.0)
 
 
 def recorded(session: "SessionWriter", kind: str) -> Callable[[F], F]:
@@ -66,11 +84,14 @@ def observable(
                     observer.on_error(e)
 
         thread = threading.Thread(target=run, name="recfile-stream", daemon=True)
-        thread.start()
 
         def dispose() -> None:
             disposed.set()
             frames.stop()
+
+        _timers.add(thread)
+        _stops[thread] = dispose
+        thread.start()
 
         return Disposable(dispose)
 

@@ -337,7 +337,7 @@ def _split_pickle(blob: bytes) -> tuple[float, bytes] | None:
     i = 0
     proto = 2
     if i < len(ops) and ops[i][0].name == "PROTO":
-        proto = int(ops[i][1])
+        proto = int(ops[i][1] or 0)
         i += 1
     if proto < 2:
         return None

@@ -27,7 +27,26 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RecoveryReportPy>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(recover, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     Ok(())
+}
+
+/// The stop flags of realtime iterations that may be waiting now (pruned as they end).
+static LIVE: Mutex<Vec<std::sync::Weak<AtomicBool>>> = Mutex::new(Vec::new());
+
+/// Stops every realtime iteration and gives their threads time to leave their waits: run at
+/// interpreter exit (registered by the package), because a thread that comes back from a
+/// GIL-free wait while the interpreter finalizes is killed in a way Rust cannot unwind.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    let flags: Vec<Arc<AtomicBool>> = lock(&LIVE).drain(..).filter_map(|w| w.upgrade()).collect();
+    if flags.is_empty() {
+        return;
+    }
+    for f in &flags {
+        f.store(true, Ordering::Relaxed);
+    }
+    py.detach(|| std::thread::sleep(WAIT_SLICE * 4));
 }
 
 /// Nanoseconds since the epoch as float seconds: the double nearest to the exact decimal, so
@@ -351,14 +370,11 @@ impl SessionPy {
     fn stream(&self, py: Python<'_>, name: String) -> PyResult<ReplayPy> {
         self.replay_of(py, &[name])
     }
-    /// Several streams (all when `names` is None) merged on one clock, by timestamp.
+    /// Several streams (every stream when `names` is None or empty) merged on one clock.
     #[pyo3(signature = (names=None))]
     fn replay(&self, py: Python<'_>, names: Option<Vec<String>>) -> PyResult<ReplayPy> {
-        let names = match names {
-            Some(n) => n,
-            None => self.session.stream_names().into_iter().filter(|n| n != recfile::session::ACTION_STREAM).collect(),
-        };
-        self.replay_of(py, &names)
+        // An empty list means every stream, as in the library.
+        self.replay_of(py, &names.unwrap_or_default())
     }
     /// The recorded actions, in order.
     fn actions(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
@@ -680,9 +696,15 @@ impl ReplayPy {
         };
         let w = window(seek.as_ref(), duration.as_ref(), from_timestamp.as_ref(), r#loop)?;
         let rt = self.replay.iterate_realtime_window(&w, RealtimeOptions::new(speed).late(policy)).py()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let mut live = lock(&LIVE);
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&stop));
+        }
         Ok(RealtimeIter {
             rt: Mutex::new(rt),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop,
             shared: self.shared.clone(),
             path: self.path.clone(),
         })
@@ -786,9 +808,6 @@ impl FramePy {
         let encoding = self.encoding();
         let data = self.data(py)?;
         decode_value(py, &encoding, data.bind(py), self.frame.data())
-    }
-    fn __len__(&self) -> usize {
-        self.frame.data().len()
     }
     fn __repr__(&self) -> String {
         format!(

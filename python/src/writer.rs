@@ -74,7 +74,7 @@ impl Recorder {
             .durability(self::durability(durability, Duration::from_secs(1))?);
         let p = path.clone();
         let recorder = py.detach(move || if append { options.open_append(&p) } else { options.create(&p) }).py_at(&path)?;
-        let recovery = recorder.recovery_report().cloned();
+        let recovery = recorder.recovery_report().filter(|r| r.was_interrupted || r.lost_data() || !r.damaged.is_empty()).cloned();
         Ok(Recorder { inner: Mutex::new(Some(recorder)), path, recovery, sessions: Mutex::new(Vec::new()) })
     }
 
