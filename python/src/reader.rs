@@ -702,12 +702,7 @@ impl ReplayPy {
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&stop));
         }
-        Ok(RealtimeIter {
-            rt: Mutex::new(rt),
-            stop,
-            shared: self.shared.clone(),
-            path: self.path.clone(),
-        })
+        Ok(RealtimeIter { rt: Mutex::new(rt), stop, shared: self.shared.clone(), path: self.path.clone() })
     }
 
     /// A reactivex Observable emitting the frames at their due times (like `iterate_realtime`)

@@ -35,3 +35,18 @@ def test_examples_record_then_replay(tmp_path: Path) -> None:
 def test_module_cli_usage() -> None:
     r = subprocess.run([sys.executable, "-m", "recfile"], capture_output=True, text=True)
     assert r.returncode == 2 and "import-dimos" in r.stderr
+
+
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Python") : readme.index("## CLI reference")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        # The observable in the quick start runs forever (loop=True): subscribe and dispose.
+        block = block.replace("lidar.stream(speed=1.0, loop=True)", "lidar.stream(speed=1.0, loop=True).subscribe().dispose()")
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "drive.rec").exists()
