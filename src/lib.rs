@@ -55,7 +55,7 @@ pub use replay::{
 pub use session::{compare_sessions, Action, ActionOptions, CheckpointInfo, ComparisonReport, DivergenceType, ReplayEngine, ReplayReport};
 pub use time::Timestamp;
 pub use verify::{Problem, VerifyReport};
-pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionWriter, StreamId, StreamSender};
+pub use write::{Durability, Recorder, RecorderOptions, SessionInfo, SessionStart, SessionWriter, StreamId, StreamSender};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -147,3 +147,60 @@ fn exit_codes_and_closed_pipes() {
     let s = rec(&["cat", p, "--session", "demo", "--stream", "odom"], None);
     assert_eq!(s.status.code(), Some(0), "{}", String::from_utf8_lossy(&s.stderr));
 }
+
+#[test]
+fn mcap_imports_show_their_messages_types_and_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("in.mcap");
+    // One channel with a schema, publish times unlike log times, long metadata.
+    {
+        let mut w = mcap::WriteOptions::new().create(std::io::BufWriter::new(std::fs::File::create(&m).unwrap())).unwrap();
+        let schema = w.add_schema("sensor_msgs/msg/Imu", "ros2msg", b"float64 x").unwrap();
+        let ch = w.add_channel(schema, "/imu", "cdr", &Default::default()).unwrap();
+        for i in 0..40u64 {
+            let h = mcap::records::MessageHeader {
+                channel_id: ch,
+                sequence: i as u32,
+                log_time: 5_000_000_000 + i * 10_000_000,
+                publish_time: 4_000_000_000 + i,
+            };
+            w.write_to_known_channel(&h, &i.to_le_bytes()).unwrap();
+        }
+        let mut md = std::collections::BTreeMap::new();
+        md.insert("calibration".to_string(), "x".repeat(500));
+        w.write_metadata(&mcap::records::Metadata { name: "robot".into(), metadata: md }).unwrap();
+        w.finish().unwrap();
+    }
+    let out = dir.path().join("out.rec");
+    let (m_s, out_s) = (m.to_str().unwrap(), out.to_str().unwrap());
+    let o = rec(&["convert", m_s, out_s], None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("40 messages on 1 channel in 1 session (1 metadata record, 0 attachments)"), "{err}");
+    let j = info(out_s);
+    let s = &j["sessions"][0];
+    assert_eq!(s["frames"], 40);
+    assert_eq!(s["streams"].as_array().unwrap().len(), 1);
+    assert_eq!(s["start_ns"], 5_000_000_000i64);
+    assert_eq!(s["end_ns"], 5_390_000_000i64);
+    let text = String::from_utf8_lossy(&rec(&["info", out_s], None).stdout).to_string();
+    assert!(text.contains("sensor_msgs/msg/Imu"), "{text}");
+    assert!(!text.contains(&"x".repeat(200)), "long metadata is cut in the text view");
+    assert!(text.contains("--json shows all"), "{text}");
+    // The JSON view keeps the whole value.
+    let meta = s["metadata"].as_object().unwrap();
+    assert!(meta.values().any(|v| v.as_str().unwrap_or("").contains(&"x".repeat(500))));
+    let cat = rec(&["cat", out_s, "--json"], None);
+    assert_eq!(String::from_utf8_lossy(&cat.stdout).lines().count(), 40);
+    // A cut MCAP converts what is complete and exits 3.
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = dir.path().join("cut.mcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cut_rec = dir.path().join("cut.rec");
+    let o = rec(&["convert", cut.to_str().unwrap(), cut_rec.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("damaged or cut short"));
+    let j = info(cut_rec.to_str().unwrap());
+    let n = j["sessions"][0]["frames"].as_u64().unwrap();
+    assert!(n <= 40, "{n}");
+}

@@ -195,10 +195,125 @@ fn real_rosbag2_recordings_round_trip() {
             let (a, b, f) = round_trip(&p);
             assert!(!a.messages.is_empty() || !a.channels.is_empty(), "{}", p.display());
             assert_eq!(a, b, "{} does not round-trip", p.display());
+            // Readers see the messages and nothing else: frame counts equal message counts.
             let frames: u64 = f.sessions().iter().map(|s| s.frame_count()).sum();
-            assert!(frames >= a.messages.len() as u64);
+            assert_eq!(frames, a.messages.len() as u64, "{}", p.display());
+            for s in f.sessions() {
+                let streams = s.streams();
+                assert!(streams.iter().all(|st| !st.name.starts_with("mcap.")), "{}", p.display());
+                assert_eq!(streams.iter().map(|st| st.frames).sum::<u64>(), s.frame_count());
+                // The session spans its data.
+                if let (Some(first), Some(last)) = (a.messages.iter().map(|m| m.4).min(), a.messages.iter().map(|m| m.4).max()) {
+                    assert_eq!(s.start_time().as_nanos(), first as i64, "{}", p.display());
+                    assert_eq!(s.end_time().unwrap().as_nanos(), last as i64, "{}", p.display());
+                }
+            }
             files += 1;
         }
     }
     assert!(files >= 9, "expected the 9 rosbag2 files, found {files}");
+}
+
+#[test]
+fn imports_show_only_the_messages_and_span_their_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("built.mcap");
+    write_mcap(&p, Some(mcap::Compression::Zstd));
+    let rec = dir.path().join("built.rec");
+    let report = mcap_to_rec(&p, &rec, |_| {}).unwrap();
+    assert_eq!((report.messages, report.channels, report.metadata, report.attachments), (500, 2, 1, 1));
+    assert_eq!(report.damage, None);
+    let f = RecFile::open(&rec).unwrap();
+    let s = f.last_session().unwrap();
+    // 500 messages, every one with a publish time that is not its log time: no extra frames.
+    assert_eq!(s.frame_count(), 500);
+    assert_eq!(s.stream_names(), vec!["/chatter".to_string(), "/raw".to_string()]);
+    let merged: Vec<String> = s.replay(&[]).unwrap().iterate().map(|f| f.unwrap().stream().to_string()).collect();
+    assert_eq!(merged.len(), 500);
+    assert!(merged.iter().all(|n| n == "/chatter" || n == "/raw"));
+    // The internal streams are still there by name (the export reads them) and in all_streams.
+    assert_eq!(s.stream(recfile::interop::mcap::MESSAGE_INFO_STREAM).unwrap().len(), 500);
+    assert_eq!(s.all_streams().len(), 4);
+    // Log times 1000 + i·10 − i%4 for i < 500: the session spans them.
+    assert_eq!(s.start_time().as_nanos(), 1000);
+    assert_eq!(s.end_time().unwrap().as_nanos(), 1000 + 499 * 10 - 3);
+}
+
+#[test]
+fn rec_to_mcap_to_rec_keeps_session_ids_names_times_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    for sessions in [1usize, 3] {
+        let rec = dir.path().join(format!("s{sessions}.rec"));
+        {
+            let mut r = Recorder::create(&rec).unwrap();
+            for k in 0..sessions {
+                let name = format!("run-{k}");
+                let mut s = r.start_session_with_metadata(&name, &[("robot", "go2"), ("k", &k.to_string())]).unwrap();
+                let a = s.add_stream_with_schema("/imu", "cdr", "sensor_msgs/Imu", b"float64 x").unwrap();
+                for i in 0..20i64 {
+                    s.write(a, Timestamp::from_nanos(1_000_000 * (k as i64 + 1) + i * 10), &i.to_le_bytes()).unwrap();
+                }
+                s.finish().unwrap();
+            }
+        }
+        let m = dir.path().join(format!("s{sessions}.mcap"));
+        let out = rec_to_mcap(&rec, &m, |_| {}).unwrap();
+        assert_eq!(out.metadata, sessions, "one session record per session, counted");
+        let back = dir.path().join(format!("s{sessions}-back.rec"));
+        mcap_to_rec(&m, &back, |_| {}).unwrap();
+        let (a, b) = (RecFile::open(&rec).unwrap(), RecFile::open(&back).unwrap());
+        assert_eq!(a.session_count(), b.session_count());
+        for (sa, sb) in a.sessions().iter().zip(b.sessions()) {
+            assert_eq!(sa.id(), sb.id());
+            assert_eq!(sa.name(), sb.name());
+            assert_eq!(sa.start_time(), sb.start_time());
+            assert_eq!(sa.end_time(), sb.end_time());
+            let user = |s: &recfile::Session| -> Vec<(String, String)> {
+                s.metadata().iter().filter(|(k, _)| !k.starts_with("mcap.")).cloned().collect()
+            };
+            assert_eq!(user(sa), user(&sb));
+            assert_eq!(sa.streams().len(), sb.streams().len());
+            assert_eq!(sb.streams()[0].schema_name, "sensor_msgs/Imu");
+            assert_eq!(sa.frame_count(), sb.frame_count());
+        }
+    }
+}
+
+#[test]
+fn a_truncated_mcap_converts_every_complete_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("full.mcap");
+    // Uncompressed, small chunks: a cut lands inside a chunk or between them.
+    write_mcap(&p, None);
+    let bytes = std::fs::read(&p).unwrap();
+    let full = content(&p);
+    let mut checked = 0;
+    for cut in (200..bytes.len() - 10).step_by(997) {
+        let t = dir.path().join(format!("cut{cut}.mcap"));
+        std::fs::write(&t, &bytes[..cut]).unwrap();
+        let rec = dir.path().join(format!("cut{cut}.rec"));
+        let report = mcap_to_rec(&t, &rec, |_| {}).unwrap();
+        assert!(report.damage.is_some(), "cut at {cut} went unnoticed");
+        let f = RecFile::open(&rec).unwrap();
+        assert!(f.verify().ok());
+        // Every message read back is one of the originals, in the original order of log times.
+        let s = f.last_session().unwrap();
+        let got: Vec<(u64, Vec<u8>)> = s
+            .replay(&[])
+            .unwrap()
+            .iterate()
+            .map(|fr| fr.unwrap())
+            .map(|fr| (fr.timestamp().as_nanos() as u64, fr.data().to_vec()))
+            .collect();
+        assert_eq!(got.len() as u64, report.messages);
+        for g in &got {
+            assert!(full.messages.iter().any(|m| m.4 == g.0 && m.7 == g.1), "cut {cut}: invented message at {}", g.0);
+        }
+        // A cut after most of the file keeps most of the messages.
+        if cut > bytes.len() * 3 / 4 {
+            assert!(report.messages > 250, "cut {cut} kept only {}", report.messages);
+        }
+        checked += 1;
+    }
+    assert!(checked > 5);
 }

@@ -7,33 +7,43 @@
 //! | channel (topic, message encoding) | stream (name = topic, encoding) |
 //! | schema (name, encoding, data) | stream schema name and bytes; the schema encoding and channel metadata in session metadata `mcap.channel.<stream>` (JSON) |
 //! | message log time | frame timestamp |
-//! | message publish time and sequence | stream `mcap.message_info`: one frame per message whose values are not the defaults (publish time = log time, sequence 0) |
+//! | message publish time and sequence | internal stream `mcap.message_info` (not listed, counted or replayed with the messages): one frame per message whose values are not the defaults (publish time = log time, sequence 0) |
 //! | metadata record | session metadata `mcap.metadata.<n>` (JSON: name and map) |
-//! | attachment | frame of stream `mcap.attachments` (bincode: name, media type, create time, data) at its log time |
+//! | attachment | frame of internal stream `mcap.attachments` (bincode: name, media type, create time, data) at its log time |
 //! | header profile, library | session metadata `mcap.profile`, `mcap.library` |
 //!
-//! A `.rec` file with several sessions exports to one MCAP file: each channel carries its
-//! session in its metadata (`recfile.session_id`, `recfile.session`), and a metadata record
-//! `recfile.session` per session holds its id, name and metadata; importing such a file gives
-//! the sessions back. A file with one session exports without these markers, so that
-//! `.mcap → .rec → .mcap` gives back the same records.
+//! Each session exports a metadata record `recfile.session` (id, name, start, end, metadata);
+//! with several sessions each channel also carries its session in its metadata
+//! (`recfile.session_id`, `recfile.session`). Importing such a file gives the sessions back. A
+//! session imported from an MCAP without that record exports without one, so that
+//! `.mcap → .rec → .mcap` gives back the same records. Imported sessions span their messages'
+//! log times; a damaged or truncated MCAP imports every complete message before the damage
+//! ([`ConvertReport::damage`]).
 
 use crate::error::{Error, Result};
 use crate::format::codec::{decode_value, encode_value};
 use crate::read::RecFile;
 use crate::time::Timestamp;
-use crate::write::{RecorderOptions, StreamId};
+use crate::write::{RecorderOptions, SessionStart, StreamId};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Stream holding publish times and sequence numbers that differ from the defaults.
+/// Internal stream holding publish times and sequence numbers that differ from the defaults
+/// (not listed, counted or replayed with the messages: see `is_internal_encoding`).
 pub const MESSAGE_INFO_STREAM: &str = "mcap.message_info";
-/// Stream holding MCAP attachments.
+/// Encoding of [`MESSAGE_INFO_STREAM`].
+pub const MESSAGE_INFO_ENCODING: &str = "recfile.mcap.message_info.v1";
+/// Internal stream holding MCAP attachments.
 pub const ATTACHMENT_STREAM: &str = "mcap.attachments";
+/// Encoding of [`ATTACHMENT_STREAM`].
+pub const ATTACHMENT_ENCODING: &str = "recfile.mcap.attachment.v1";
 const CHANNEL_KEY: &str = "mcap.channel.";
 const METADATA_KEY: &str = "mcap.metadata.";
 const SESSION_RECORD: &str = "recfile.session";
+/// Session metadata of an import whose MCAP had no `recfile.session` record: exporting the
+/// session again writes none either, so that `.mcap → .rec → .mcap` gives back the same records.
+const NO_SESSION_RECORD: &str = "mcap.session_record";
 
 fn mcap_err(e: ::mcap::McapError) -> Error {
     Error::Malformed { what: "MCAP file", offset: 0, reason: e.to_string() }
@@ -56,6 +66,9 @@ pub struct ConvertReport {
     pub metadata: usize,
     /// Attachments converted.
     pub attachments: usize,
+    /// Where the input was damaged or cut short, and why: everything complete before it was
+    /// converted (the CLI then exits 3).
+    pub damage: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -96,30 +109,58 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
     let mut header = None;
     let mut metadata = Vec::new();
     let mut attachments = Vec::new();
-    for rec in ::mcap::read::LinearReader::new(&map).map_err(mcap_err)? {
-        match rec.map_err(mcap_err)? {
-            ::mcap::records::Record::Header(h) => header = Some(h),
-            ::mcap::records::Record::Metadata(m) => metadata.push(m),
-            ::mcap::records::Record::Attachment { header, data, .. } => attachments.push((
-                header.log_time,
-                AttachmentRecord {
-                    name: header.name,
-                    media_type: header.media_type,
-                    create_time: header.create_time,
-                    data: data.into_owned(),
-                },
-            )),
-            _ => {}
+    // The first damage met, by any of the passes below: what comes before it is converted.
+    let mut damage: Option<String> = None;
+    let note = |what: &str, e: ::mcap::McapError, damage: &mut Option<String>| {
+        damage.get_or_insert_with(|| format!("{what}: {e}"));
+    };
+    {
+        let reader = ::mcap::read::LinearReader::new(&map).map_err(mcap_err)?;
+        for rec in reader {
+            match rec {
+                Err(e) => {
+                    note("records", e, &mut damage);
+                    break;
+                }
+                Ok(::mcap::records::Record::Header(h)) => header = Some(h),
+                Ok(::mcap::records::Record::Metadata(m)) => metadata.push(m),
+                Ok(::mcap::records::Record::Attachment { header, data, .. }) => attachments.push((
+                    header.log_time,
+                    AttachmentRecord {
+                        name: header.name,
+                        media_type: header.media_type,
+                        create_time: header.create_time,
+                        data: data.into_owned(),
+                    },
+                )),
+                Ok(_) => {}
+            }
         }
     }
-    // Every channel: those of the summary (also channels without messages) and those met.
+    // Every channel: those of the summary (also channels without messages) and those met. A
+    // file cut short has no summary: its channels come from the messages.
     let mut channels: BTreeMap<u16, Arc<::mcap::Channel<'static>>> = BTreeMap::new();
-    if let Some(summary) = ::mcap::Summary::read(&map).map_err(mcap_err)? {
-        channels.extend(summary.channels);
+    match ::mcap::Summary::read(&map) {
+        Ok(Some(summary)) => channels.extend(summary.channels),
+        Ok(None) => {}
+        Err(e) => note("summary", e, &mut damage),
     }
+    // Log-time span per channel: an imported session starts and ends with its data.
+    let mut span: HashMap<u16, (u64, u64)> = HashMap::new();
+    let mut complete = 0u64;
     for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)? {
-        let m = m.map_err(mcap_err)?;
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                note("messages", e, &mut damage);
+                break;
+            }
+        };
+        complete += 1;
         channels.entry(m.channel.id).or_insert_with(|| m.channel.clone());
+        let e = span.entry(m.channel.id).or_insert((m.log_time, m.log_time));
+        e.0 = e.0.min(m.log_time);
+        e.1 = e.1.max(m.log_time);
     }
     // Sessions: channels marked by an earlier export, else one session.
     let mut session_of_channel: HashMap<u16, String> = HashMap::new();
@@ -135,25 +176,58 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
     if session_order.is_empty() {
         session_order.push((String::new(), "mcap import".into()));
     }
-    let session_records: HashMap<String, &::mcap::records::Metadata> =
+    let mut session_records: HashMap<String, &::mcap::records::Metadata> =
         metadata.iter().filter(|m| m.name == SESSION_RECORD).filter_map(|m| m.metadata.get("id").map(|id| (id.clone(), m))).collect();
+    // A one-session export marks no channel: its one record describes the one session.
+    if session_order.len() == 1 && session_order[0].0.is_empty() && session_records.len() == 1 {
+        if let Some(r) = session_records.values().next().copied() {
+            session_records.insert(String::new(), r);
+        }
+    }
     let foreign: Vec<&::mcap::records::Metadata> = metadata.iter().filter(|m| m.name != SESSION_RECORD).collect();
 
     let mut recorder = RecorderOptions::new().durability(crate::write::Durability::None).create(output)?;
     let mut report =
         ConvertReport { sessions: session_order.len(), metadata: foreign.len(), attachments: attachments.len(), ..Default::default() };
     for (si, (key, name)) in session_order.iter().enumerate() {
-        let mut md: Vec<(String, String)> = Vec::new();
-        if let Some(rec) = session_records.get(key) {
-            for (k, v) in &rec.metadata {
-                if let Some(k) = k.strip_prefix("meta.") {
-                    md.push((k.to_string(), v.clone()));
+        let record = session_records.get(key).copied();
+        let field = |k: &str| record.and_then(|r| r.metadata.get(k));
+        let name = field("name").unwrap_or(name);
+        let mut start = SessionStart::new(name);
+        if let Some(r) = record {
+            let ordered: Option<Vec<(String, String)>> = r.metadata.get("metadata").and_then(|j| serde_json::from_str(j).ok());
+            match ordered {
+                Some(pairs) => {
+                    for (k, v) in &pairs {
+                        start = start.metadata(k, v);
+                    }
+                }
+                None => {
+                    for (k, v) in &r.metadata {
+                        if let Some(k) = k.strip_prefix("meta.") {
+                            start = start.metadata(k, v);
+                        }
+                    }
                 }
             }
+        } else {
+            start = start.metadata(NO_SESSION_RECORD, "none");
         }
-        let md_refs: Vec<(&str, &str)> = md.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let name = session_records.get(key).and_then(|r| r.metadata.get("name")).unwrap_or(name);
-        let mut w = recorder.start_session_with_metadata(name, &md_refs)?;
+        if let Some(id) = field("id").and_then(|id| uuid::Uuid::parse_str(id).ok()) {
+            start = start.id(id);
+        }
+        let own = |c: &u16| session_of_channel.get(c) == Some(key);
+        let first = span.iter().filter(|(c, _)| own(c)).map(|(_, s)| s.0).min();
+        let last = span.iter().filter(|(c, _)| own(c)).map(|(_, s)| s.1).max();
+        let parse_ns = |k: &str| field(k).and_then(|v| v.parse::<i64>().ok()).map(Timestamp::from_nanos);
+        if let Some(t) = parse_ns("start_ns").or(first.and_then(|f| to_ts(f, "log").ok())) {
+            start = start.start_time(t);
+        }
+        let end = parse_ns("end_ns").or(last.and_then(|l| to_ts(l, "log").ok()));
+        let mut w = recorder.start_session_from(start)?;
+        if let Some(end) = end {
+            w.set_end_time(end)?;
+        }
         if si == 0 {
             if let Some(h) = &header {
                 if !h.profile.is_empty() {
@@ -169,14 +243,14 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
                 w.set_metadata(&format!("{METADATA_KEY}{i}"), &json)?;
             }
             if !attachments.is_empty() {
-                let s = w.add_stream(ATTACHMENT_STREAM, "recfile.mcap.attachment.v1")?;
+                let s = w.add_stream(ATTACHMENT_STREAM, ATTACHMENT_ENCODING)?;
                 for (log_time, a) in std::mem::take(&mut attachments) {
                     w.write(s, to_ts(log_time, "attachment")?, &encode_value(&a)?)?;
                 }
             }
         }
         let mut streams: HashMap<u16, (StreamId, u32)> = HashMap::new();
-        for ch in channels.values().filter(|c| session_of_channel.get(&c.id) == Some(key)) {
+        for ch in channels.values().filter(|c| own(&c.id)) {
             let taken = w.stream_id(&ch.topic).is_some() || ch.topic == MESSAGE_INFO_STREAM || ch.topic == ATTACHMENT_STREAM;
             let stream_name = if taken { format!("{}#{}", ch.topic, ch.id) } else { ch.topic.clone() };
             let (schema_name, schema_data, schema_enc) = match &ch.schema {
@@ -196,8 +270,10 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
             report.channels += 1;
         }
         let mut info_stream: Option<StreamId> = None;
-        for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)? {
-            let m = m.map_err(mcap_err)?;
+        // The messages the first pass read completely (a damaged tail stops both passes at the
+        // same message).
+        for m in ::mcap::MessageStream::new(&map).map_err(mcap_err)?.take(complete as usize) {
+            let Ok(m) = m else { break };
             let Some(entry) = streams.get_mut(&m.channel.id) else { continue };
             entry.1 = entry.1.wrapping_add(1);
             let (sid, seq) = *entry;
@@ -207,7 +283,7 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
                 let info = match info_stream {
                     Some(s) => s,
                     None => {
-                        let s = w.add_stream(MESSAGE_INFO_STREAM, "recfile.mcap.message_info.v1")?;
+                        let s = w.add_stream(MESSAGE_INFO_STREAM, MESSAGE_INFO_ENCODING)?;
                         info_stream = Some(s);
                         s
                     }
@@ -226,6 +302,7 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
         }
         w.finish()?;
     }
+    report.damage = damage;
     progress(report.messages);
     Ok(report)
 }
@@ -250,17 +327,27 @@ pub fn rec_to_mcap(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
     let mut report = ConvertReport { sessions: sessions.len(), ..Default::default() };
     for (si, s) in sessions.iter().enumerate() {
         let md = s.metadata();
-        if mark_sessions {
+        // Each session is described by a metadata record (id, name, start and end, metadata),
+        // so that `.rec → .mcap → .rec` keeps them; but not a session imported from an MCAP
+        // that had none, so that `.mcap → .rec → .mcap` gives back the same records.
+        let imported_without_record = get(md, NO_SESSION_RECORD).is_some();
+        if mark_sessions || !imported_without_record {
             let mut m = BTreeMap::new();
             m.insert("id".to_string(), s.id().to_string());
             m.insert("name".to_string(), s.name().to_string());
             m.insert("index".to_string(), si.to_string());
-            for (k, v) in md {
-                if !k.starts_with("mcap.") {
-                    m.insert(format!("meta.{k}"), v.clone());
-                }
+            m.insert("start_ns".to_string(), s.start_time().as_nanos().to_string());
+            if let Some(end) = s.end_time() {
+                m.insert("end_ns".to_string(), end.as_nanos().to_string());
             }
+            let user: Vec<&(String, String)> = md.iter().filter(|(k, _)| !k.starts_with("mcap.")).collect();
+            for (k, v) in &user {
+                m.insert(format!("meta.{k}"), v.clone());
+            }
+            // MCAP metadata maps are sorted: the pairs in their order, for the way back.
+            m.insert("metadata".to_string(), serde_json::to_string(&user).map_err(|e| Error::Encode(e.to_string()))?);
             writer.write_metadata(&::mcap::records::Metadata { name: SESSION_RECORD.into(), metadata: m }).map_err(mcap_err)?;
+            report.metadata += 1;
         }
         for (k, v) in md {
             if k.starts_with(METADATA_KEY) {

@@ -332,6 +332,16 @@ impl RecFile {
     }
 }
 
+/// Streams whose encoding starts with this prefix are internal: they hold what an imported
+/// format had beside its messages (MCAP publish times and sequences, attachments), and readers
+/// list, count and replay only the other streams unless asked for one by name (spec §5.3).
+pub const INTERNAL_ENCODING_PREFIX: &str = "recfile.mcap.";
+
+/// True for the encoding of an internal stream (see [`INTERNAL_ENCODING_PREFIX`]).
+pub fn is_internal_encoding(encoding: &str) -> bool {
+    encoding.starts_with(INTERNAL_ENCODING_PREFIX)
+}
+
 /// Describes one stream of a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -406,9 +416,11 @@ impl Session {
         self.layout().end.as_ref().map(|e| Timestamp::from_nanos(e.end_ns))
     }
 
-    /// Frames over all streams.
+    /// Frames over all its streams (internal streams not counted: see [`Session::streams`]).
     pub fn frame_count(&self) -> u64 {
-        self.layout().frames
+        let l = self.layout();
+        let internal: u64 = l.streams.iter().filter(|s| is_internal_encoding(&s.def.encoding)).map(|s| s.frames).sum();
+        l.frames.saturating_sub(internal)
     }
 
     /// Checkpoints written.
@@ -436,8 +448,16 @@ impl Session {
         self.layout().segment_end
     }
 
-    /// Its streams, in definition order.
+    /// Its streams, in definition order. Internal streams (encoding `recfile.mcap.…`: the
+    /// publish times and attachments of an MCAP import) are left out, as from
+    /// [`Session::stream_names`] and a [`Session::replay`] of every stream; they stay reachable
+    /// by name and through [`Session::all_streams`].
     pub fn streams(&self) -> Vec<StreamInfo> {
+        self.all_streams().into_iter().filter(|s| !is_internal_encoding(&s.encoding)).collect()
+    }
+
+    /// Every stream, internal ones included, in definition order.
+    pub fn all_streams(&self) -> Vec<StreamInfo> {
         self.layout()
             .streams
             .iter()
@@ -454,9 +474,9 @@ impl Session {
             .collect()
     }
 
-    /// Names of its streams, in definition order.
+    /// Names of its streams (internal ones left out), in definition order.
     pub fn stream_names(&self) -> Vec<String> {
-        self.layout().streams.iter().map(|s| s.def.name.clone()).collect()
+        self.layout().streams.iter().filter(|s| !is_internal_encoding(&s.def.encoding)).map(|s| s.def.name.clone()).collect()
     }
 
     pub(crate) fn stream_index(&self, name: &str) -> Result<StreamIndex> {

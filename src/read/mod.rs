@@ -6,7 +6,7 @@ pub(crate) mod layout;
 mod replay;
 pub(crate) mod salvage;
 
-pub use file::{RecFile, Session, StreamInfo};
+pub use file::{is_internal_encoding, RecFile, Session, StreamInfo, INTERNAL_ENCODING_PREFIX};
 pub use frame::{Frame, FrameRef};
 pub use layout::SessionState;
 pub use replay::{Frames, Replay, Scan, SkipDamaged};

@@ -48,6 +48,14 @@ impl Timestamp {
         if secs.abs() > 9.3e9 {
             return Err(Error::InvalidArgument(format!("timestamp {secs} s is out of range")));
         }
+        // The shortest repr, formatted on the stack (bindings convert every timestamp this
+        // way); a tiny value with hundreds of zeros does not fit and takes the heap.
+        let mut text = StackText { buf: [0; 64], len: 0 };
+        if std::fmt::Write::write_fmt(&mut text, format_args!("{secs}")).is_ok() {
+            if let Ok(s) = std::str::from_utf8(&text.buf[..text.len]) {
+                return Timestamp::parse_secs(s);
+            }
+        }
         Timestamp::parse_secs(&format!("{secs}"))
     }
 
@@ -165,6 +173,22 @@ impl fmt::Display for Timestamp {
         let whole = self.0.div_euclid(1_000_000_000);
         let frac = self.0.rem_euclid(1_000_000_000);
         write!(f, "{whole}.{frac:09}")
+    }
+}
+
+/// A short text formatted without allocating.
+struct StackText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) mod tail;
 mod writer;
 
 pub(crate) use behind::settle_queued_writes;
-pub use options::{Durability, RecorderOptions};
+pub use options::{Durability, RecorderOptions, SessionStart};
 pub(crate) use recorder::lock_exclusive;
 pub use recorder::Recorder;
 pub use session::{SessionInfo, StreamId};

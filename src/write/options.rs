@@ -122,3 +122,35 @@ impl RecorderOptions {
         Recorder::open_append_with(path.as_ref(), self)
     }
 }
+
+/// How a session starts: its name and metadata, and, for imports and conversions that carry a
+/// session over from elsewhere, its id and start time (by default a new random id and now).
+#[derive(Clone, Debug, Default)]
+pub struct SessionStart {
+    pub(crate) name: String,
+    pub(crate) metadata: Vec<(String, String)>,
+    pub(crate) id: Option<uuid::Uuid>,
+    pub(crate) start: Option<crate::time::Timestamp>,
+}
+
+impl SessionStart {
+    /// A session of this name.
+    pub fn new(name: &str) -> Self {
+        SessionStart { name: name.to_string(), ..Default::default() }
+    }
+    /// Adds a metadata entry known at the start.
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        self.metadata.push((key.to_string(), value.to_string()));
+        self
+    }
+    /// Uses this session id instead of a new random one (a converted session keeps its id).
+    pub fn id(mut self, id: uuid::Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+    /// Uses this start time instead of now (an imported session starts with its data).
+    pub fn start_time(mut self, t: crate::time::Timestamp) -> Self {
+        self.start = Some(t);
+        self
+    }
+}

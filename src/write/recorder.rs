@@ -1,6 +1,6 @@
 //! The recorder: owns the file, its lock and the commit slots.
 
-use super::options::RecorderOptions;
+use super::options::{RecorderOptions, SessionStart};
 use super::writer::SessionWriter;
 use crate::error::{Error, Result};
 use crate::format::header::{new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN};
@@ -187,13 +187,18 @@ impl Recorder {
     /// Starts a new session. Only one session records at a time: starting a second one while
     /// another [`SessionWriter`] of this recorder is alive fails.
     pub fn start_session(&mut self, name: &str) -> Result<SessionWriter> {
-        SessionWriter::start(self, name, Vec::new())
+        SessionWriter::start(self, SessionStart::new(name))
     }
 
     /// Starts a new session with metadata known at its start.
     pub fn start_session_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Result<SessionWriter> {
         let md = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        SessionWriter::start(self, name, md)
+        SessionWriter::start(self, SessionStart { metadata: md, ..SessionStart::new(name) })
+    }
+
+    /// Starts a new session as `start` describes (a given id or start time, for conversions).
+    pub fn start_session_from(&mut self, start: SessionStart) -> Result<SessionWriter> {
+        SessionWriter::start(self, start)
     }
 
     /// The file's UUID.

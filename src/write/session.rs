@@ -1,7 +1,7 @@
 //! One session being recorded.
 
 use super::behind::SessionStorage;
-use super::options::{Durability, RecorderOptions};
+use super::options::{Durability, RecorderOptions, SessionStart};
 use super::recorder::{Home, Recorder, SlotState};
 use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, StreamStats};
 use crate::error::{Error, Result};
@@ -100,6 +100,8 @@ pub(crate) struct SessionCore {
     pub(crate) snapshot: Option<Box<dyn FnMut() -> Vec<u8> + Send>>,
     /// Set when the session was finished from inside (the action limit).
     pub(crate) finished_info: Option<SessionInfo>,
+    /// The end time to record instead of the time of finishing (`set_end_time`).
+    pub(crate) end_override: Option<i64>,
 }
 
 /// Size of the pieces handed to the write-behind thread. Large writes matter twice on Linux:
@@ -112,7 +114,9 @@ const BACKGROUND_PIECE: usize = 256 * 1024;
 const DIRECT_WRITE_MIN: usize = 256 * 1024;
 
 impl SessionCore {
-    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionCore> {
+    pub(crate) fn start(recorder: &mut Recorder, start: SessionStart) -> Result<SessionCore> {
+        let SessionStart { name, metadata, id, start } = start;
+        let name = name.as_str();
         let (storage, slots, last_sync) = {
             let mut home = recorder.home.lock().map_err(|_| Error::Closed("recorder state poisoned".into()))?;
             let storage = home
@@ -127,10 +131,10 @@ impl SessionCore {
         {
             storage.register(id);
         }
-        let id = uuid::Uuid::new_v4();
+        let id = id.unwrap_or_else(uuid::Uuid::new_v4);
         let salt = session_salt(&id);
         let start_offset = slots.current.committed_len;
-        let start_ns = Timestamp::now().as_nanos();
+        let start_ns = start.unwrap_or_else(Timestamp::now).as_nanos();
         let body = SessionStartBody {
             id,
             start_ns,
@@ -171,6 +175,7 @@ impl SessionCore {
             failed: None,
             snapshot: None,
             finished_info: None,
+            end_override: None,
         };
         // The session start and the Recording marker are written at once, so that a crash at
         // any later moment leaves a session that recovery can find.
@@ -619,7 +624,7 @@ impl SessionCore {
             .enumerate()
             .map(|(id, s)| StreamStats::new(id as u16, s.def_offset, s.frames, s.payload_bytes, s.first_ts, s.last_ts))
             .collect();
-        let end_ns = Timestamp::now().as_nanos();
+        let end_ns = self.end_override.unwrap_or_else(|| Timestamp::now().as_nanos());
         let sync = self.options.durability != Durability::None;
         let pos = self.position();
         let written = self.io(|w, st| {

@@ -1,6 +1,7 @@
 //! The public session writer: a handle on the shared session state, and the stream senders
 //! that let producer threads write through a bounded queue.
 
+use super::options::SessionStart;
 use super::recorder::Recorder;
 use super::session::{SessionCore, SessionInfo, StreamId};
 use crate::error::{Error, Result};
@@ -103,10 +104,18 @@ fn moving() -> Error {
 }
 
 impl SessionWriter {
-    pub(crate) fn start(recorder: &mut Recorder, name: &str, metadata: Vec<(String, String)>) -> Result<SessionWriter> {
-        let core = SessionCore::start(recorder, name, metadata)?;
+    pub(crate) fn start(recorder: &mut Recorder, start: SessionStart) -> Result<SessionWriter> {
+        let name = start.name.clone();
+        let core = SessionCore::start(recorder, start)?;
         let id = core.id();
-        Ok(SessionWriter { core: CoreCell::Owned(Box::new(core)), pump: None, id, name: name.to_string(), actions: Default::default() })
+        Ok(SessionWriter { core: CoreCell::Owned(Box::new(core)), pump: None, id, name, actions: Default::default() })
+    }
+
+    /// Sets the end time the session's end record will hold (default: when it is finished), for
+    /// conversions whose data ends earlier.
+    pub fn set_end_time(&mut self, t: Timestamp) -> Result<()> {
+        self.core()?.end_override = Some(t.as_nanos());
+        Ok(())
     }
 
     fn core(&mut self) -> Result<CoreMut<'_>> {

@@ -57,14 +57,20 @@ pub fn run(a: Args) -> CliResult {
             return Err(e.into());
         }
     };
+    let plural = crate::output::plural;
     eprintln!(
-        "rec: converted {} messages on {} channels in {} sessions ({} metadata records, {} attachments) to {}",
-        report.messages,
-        report.channels,
-        report.sessions,
-        report.metadata,
-        report.attachments,
+        "rec: converted {} on {} in {} ({}, {}) to {}",
+        plural(report.messages, "message"),
+        plural(report.channels as u64, "channel"),
+        plural(report.sessions as u64, "session"),
+        plural(report.metadata as u64, "metadata record"),
+        plural(report.attachments as u64, "attachment"),
         a.output.display()
     );
+    if let Some(damage) = &report.damage {
+        // Like `mcap recover`: every complete message before the damage is in the output.
+        eprintln!("rec: {} is damaged or cut short ({damage}); converted what came before it", a.input.display());
+        return Ok(exit::DATA_LOST);
+    }
     Ok(exit::OK)
 }

@@ -93,9 +93,9 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
             crate::output::plural(u64::from(s.checkpoint_count()), "checkpoint")
         );
         for (k, v) in s.metadata() {
-            outln!("  {k} = {v}");
+            outln!("  {k} = {}", crate::output::cut(v, 100));
         }
-        let rows: Vec<[String; 7]> = s
+        let rows: Vec<[String; 9]> = s
             .streams()
             .iter()
             .map(|st| {
@@ -103,23 +103,20 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
                     (Some(a), Some(b)) => b - a,
                     _ => std::time::Duration::ZERO,
                 };
-                let rate = if span.as_secs_f64() > 0.0 && st.frames > 1 {
-                    format!("{:.1} Hz", (st.frames - 1) as f64 / span.as_secs_f64())
-                } else {
-                    "-".into()
-                };
                 [
                     st.name.clone(),
                     st.encoding.clone(),
+                    if st.schema_name.is_empty() { "-".into() } else { st.schema_name.clone() },
                     st.frames.to_string(),
                     human_bytes(st.payload_bytes),
                     st.first.map(utc).unwrap_or_else(|| "-".into()),
+                    st.last.map(utc).unwrap_or_else(|| "-".into()),
                     human_duration(span),
-                    rate,
+                    crate::output::human_rate(st.frames, span),
                 ]
             })
             .collect();
-        let head = ["stream", "encoding", "frames", "bytes", "first", "duration", "rate"];
+        let head = ["stream", "encoding", "type", "frames", "bytes", "first", "last", "duration", "rate"];
         let mut widths = head.map(str::len);
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
@@ -131,7 +128,7 @@ pub fn print_human(f: &RecFile, path: &std::path::Path) {
                 .iter()
                 .zip(widths)
                 .enumerate()
-                .map(|(i, (c, w))| if i == 2 || i == 3 || i == 6 { format!("{c:>w$}") } else { format!("{c:<w$}") })
+                .map(|(i, (c, w))| if i == 3 || i == 4 || i == 8 { format!("{c:>w$}") } else { format!("{c:<w$}") })
                 .collect();
             outln!("  {}", parts.join("  ").trim_end());
         };

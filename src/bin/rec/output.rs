@@ -199,14 +199,66 @@ pub fn human_bytes(n: u64) -> String {
 /// Human-readable duration.
 pub fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs_f64();
-    if s < 1e-3 {
-        format!("{} µs", d.as_micros())
+    if d.is_zero() {
+        "0 s".into()
+    } else if s < 1e-6 {
+        format!("{} ns", d.as_nanos())
+    } else if s < 1e-3 {
+        format!("{} µs", sig3(s * 1e6))
     } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
+        format!("{} ms", sig3(s * 1e3))
     } else if s < 120.0 {
-        format!("{s:.2} s")
-    } else {
+        format!("{} s", sig3(s))
+    } else if s < 7200.0 {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{}h{:02}m", d.as_secs() / 3600, d.as_secs() / 60 % 60)
+    }
+}
+
+/// A positive number with 3 significant digits (`1.23`, `12.3`, `123`, `1234`).
+pub fn sig3(x: f64) -> String {
+    if !x.is_finite() || x <= 0.0 {
+        return format!("{x}");
+    }
+    let digits = x.log10().floor() as i32 + 1;
+    let decimals = (3 - digits).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    // Rounding may add a digit (9.996 → "10.00"): format again with one decimal fewer.
+    let whole = text.split('.').next().map_or(0, str::len) as i32;
+    if whole > digits && decimals > 0 {
+        return format!("{x:.prec$}", prec = decimals - 1);
+    }
+    text
+}
+
+/// A rate of `frames` over `span` (frames − 1 intervals), in Hz / kHz / MHz with 3 significant
+/// digits; "-" when it has no meaning (fewer than two frames, or all at one instant).
+pub fn human_rate(frames: u64, span: std::time::Duration) -> String {
+    let secs = span.as_secs_f64();
+    if frames < 2 || secs <= 0.0 {
+        return "-".into();
+    }
+    let hz = (frames - 1) as f64 / secs;
+    if hz >= 1e6 {
+        format!("{} MHz", sig3(hz / 1e6))
+    } else if hz >= 1e3 {
+        format!("{} kHz", sig3(hz / 1e3))
+    } else if hz >= 0.01 {
+        format!("{} Hz", sig3(hz))
+    } else {
+        format!("1 per {}", human_duration(std::time::Duration::from_secs_f64(1.0 / hz)))
+    }
+}
+
+/// A value cut to `max` characters for a text view, saying how long it was.
+pub fn cut(value: &str, max: usize) -> String {
+    let n = value.chars().count();
+    let flat: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if n <= max {
+        flat
+    } else {
+        format!("{}… ({} chars; --json shows all)", flat.chars().take(max).collect::<String>(), n)
     }
 }
 
