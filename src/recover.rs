@@ -125,7 +125,7 @@ fn plan(file: &[u8], slots: &Slots) -> Result<Plan> {
                 format!("the interrupted session's start record is damaged ({e}), so where its records end cannot be told"),
             )
         })?;
-        return plan_active(file, scan);
+        return plan_active_or_cut_uncommitted(file, scan, slot.committed_len, &checkpoint_candidates(slots));
     }
     let fast_ok = slot.last_session_end == 0 || read_finished(file, slot.last_session_end).is_ok();
     if slot.state == State::Idle && missing == 0 && fast_ok {
@@ -192,6 +192,26 @@ fn plan_active(file: &[u8], scan: ActiveScan) -> Result<Plan> {
         return Err(refuse(o, format!("records that validate follow the interrupted session's last valid record (at {})", scan.valid_end)));
     }
     Ok(Plan::Recover(Box::new(scan)))
+}
+
+/// `plan_active`, except for one case of a power cut: writes that reached the disk out of
+/// order left a hole where a stream definition was, and frames of that stream after it. When
+/// the hole and everything after it lie past the committed length (bytes never committed: no
+/// checkpoint covers them), they are a torn tail: cut at the hole rather than refuse.
+fn plan_active_or_cut_uncommitted(file: &[u8], scan: ActiveScan, committed_len: u64, candidates: &[u64]) -> Result<Plan> {
+    let undefined = scan.damage.iter().any(|(_, why)| why.contains("is not defined"));
+    let first_damage = scan.damage.iter().map(|(at, _)| *at).min();
+    match first_damage {
+        Some(hole) if undefined && hole >= committed_len && hole > scan.offset => {
+            let cut = scan_active(file, scan.offset, candidates, hole).map_err(|e| refuse(scan.offset, e.to_string()))?;
+            if cut.damage.is_empty() {
+                Ok(Plan::Recover(Box::new(cut)))
+            } else {
+                plan_active(file, scan)
+            }
+        }
+        _ => plan_active(file, scan),
+    }
 }
 
 /// Starts reading the last checkpoint's jump targets and the tail in parallel.

@@ -94,12 +94,27 @@ fn check_damaged(original: &[u8], damaged: Vec<u8>, want: &Frames, intact: impl 
     if !cut {
         assert_eq!(f.session_count(), 3, "{what}: sessions {:?}", f.warnings());
         let want_ids: Vec<_> = RecFile::from_bytes(original.to_vec()).unwrap().sessions().iter().map(|s| s.id()).collect();
+        let want_names: Vec<_> = RecFile::from_bytes(original.to_vec()).unwrap().sessions().iter().map(|s| s.name().to_string()).collect();
         for (i, s) in f.sessions().iter().enumerate() {
-            assert!(s.id() == want_ids[i] || s.state() == recfile::SessionState::Damaged, "{what}: session {i} moved");
+            // The description is written twice: a damaged copy costs neither the id nor the name.
+            assert_eq!(s.id(), want_ids[i], "{what}: session {i} lost its id or moved");
+            assert_eq!(s.name(), want_names[i], "{what}: session {i} lost its name");
+            for name in ["odom", "lidar"] {
+                assert!(s.stream_names().iter().any(|n| n == name), "{what}: session {i} lost stream {name}: {:?}", s.stream_names());
+            }
         }
         assert!(!f.verify().ok(), "{what}: verify does not see the damage");
     }
     let counts = assert_kept(want, &frames_of(&f), intact, what);
+    if !cut {
+        // Every intact frame keeps its stream's name (found by name, not only by offset).
+        let got = frames_of(&f);
+        for (k, v) in want {
+            if intact(v.2, v.3) {
+                assert!(got.get(k).is_some_and(|g| g.2 == v.2), "{what}: frame {k:?} is not under its stream's name");
+            }
+        }
+    }
     // Recovery keeps every intact frame, or refuses and changes nothing.
     let mut storage = MemStorage::new(damaged.clone());
     match recover_storage(&mut storage) {
@@ -145,7 +160,7 @@ fn sweep(last_finished: bool) {
             kept += k;
         }
     }
-    for k in [1u8, 2, 3, 4, 5, 6, 7] {
+    for k in [1u8, 2, 3, 4, 5, 6, 7, 8] {
         assert!(kinds.contains_key(&k), "the sweep covers record kind {k}");
     }
     eprintln!(

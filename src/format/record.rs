@@ -41,6 +41,8 @@ pub enum Kind {
     SessionEnd = 6,
     /// A metadata key/value set during a session.
     Metadata = 7,
+    /// A second copy of what describes the session: its start and its stream definitions.
+    Description = 8,
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             5 => Kind::Index,
             6 => Kind::SessionEnd,
             7 => Kind::Metadata,
+            8 => Kind::Description,
             _ => return None,
         })
     }
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::SessionEnd => "session end",
             Kind::Metadata => "metadata",
+            Kind::Description => "description",
         }
     }
 }
@@ -361,6 +365,53 @@ impl StreamDefBody {
         let schema_name = r.str()?.to_owned();
         let schema = r.len_bytes()?.to_vec();
         Ok(StreamDefBody { stream, name, encoding, schema_name, schema })
+    }
+}
+
+/// A second copy of what describes a session, so that one damaged record cannot take it away:
+/// the SessionStart body (with the metadata known when it was written) and every stream
+/// definition so far. Written before the first checkpoint, before each checkpoint that follows
+/// a new stream definition, and before the Index.
+///
+/// ```text
+/// 0  start       u32 length + a SessionStart body (§5.1)
+/// .. count u16, reserved u16 (0)
+/// .. streams     count × (u32 length + a StreamDef body (§5.2))
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescriptionBody {
+    /// The session's start, with its metadata as of this record.
+    pub start: SessionStartBody,
+    /// Every stream defined before this record, in id order.
+    pub streams: Vec<StreamDefBody>,
+}
+
+impl DescriptionBody {
+    /// Encodes the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_len_bytes(&mut b, &self.start.encode());
+        b.extend_from_slice(&(self.streams.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        for d in self.streams.iter().take(usize::from(u16::MAX)) {
+            put_len_bytes(&mut b, &d.encode());
+        }
+        b
+    }
+
+    /// Decodes a body whose record starts at `offset`.
+    pub fn decode(body: &[u8], offset: u64) -> Result<Self> {
+        let mut r = ByteReader::new(body, offset + RECORD_HEADER_LEN as u64, "description");
+        // The nested bodies decode as if their record started here: offsets in their errors
+        // name this record.
+        let start = SessionStartBody::decode(r.len_bytes()?, offset)?;
+        let count = r.u16()?;
+        let _reserved = r.u16()?;
+        let mut streams = Vec::with_capacity(usize::from(count).min(body.len() / 4));
+        for _ in 0..count {
+            streams.push(StreamDefBody::decode(r.len_bytes()?, offset)?);
+        }
+        Ok(DescriptionBody { start, streams })
     }
 }
 

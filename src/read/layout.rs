@@ -437,7 +437,8 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                     scan.apply_tail_checkpoint(at, &cp)?;
                     scan.tail_start = r.end();
                 }
-                Some(Kind::Index) => {}
+                // The description repeats what the start and the definitions said: nothing new here.
+                Some(Kind::Index) | Some(Kind::Description) => {}
                 Some(Kind::SessionEnd) => {
                     let end = SessionEndBody::decode(r.body, at)?;
                     if end.session_start != scan.offset {

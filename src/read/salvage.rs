@@ -13,8 +13,8 @@ use crate::format::header::HEADER_LEN;
 use crate::format::header::{SlotState, Slots};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    decode_frame, decode_metadata, read_record, salt_crc, session_salt, CheckpointBody, Kind, SessionEndBody, SessionStartBody,
-    StreamDefBody, RECORD_HEADER_LEN,
+    decode_frame, decode_metadata, read_record, salt_crc, session_salt, CheckpointBody, DescriptionBody, Kind, SessionEndBody,
+    SessionStartBody, StreamDefBody, RECORD_HEADER_LEN,
 };
 use crate::format::salt::infer_salt;
 use std::collections::BTreeMap;
@@ -100,6 +100,20 @@ impl SalvagedSession {
                     self.checkpoints = self.checkpoints.max(cp.number);
                     self.last_checkpoint = at;
                     self.last_wall_ns = cp.wall_ns;
+                }
+                Some(Kind::Description) => {
+                    // The second copy of the description: what a damaged SessionStart or
+                    // StreamDef took away comes back from here.
+                    let d = DescriptionBody::decode(body, at)?;
+                    if self.start.is_none() {
+                        for (k, v) in &d.start.metadata {
+                            set_metadata(&mut self.metadata, k.clone(), v.clone());
+                        }
+                        self.start = Some(d.start);
+                    }
+                    for def in d.streams {
+                        self.streams.entry(def.stream).or_default().def.get_or_insert((at, def));
+                    }
                 }
                 Some(Kind::SessionEnd) => {
                     let e = SessionEndBody::decode(body, at)?;

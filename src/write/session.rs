@@ -11,7 +11,7 @@ use crate::format::index::IndexEntry;
 use crate::format::record::{
     begin_checkpoint, checkpoint_body_len, decode_block, decode_summary_block, encode_metadata, frame_header, frame_header_unsealed,
     lowbit, put_checkpoint_tail, put_record, put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader,
-    CheckpointHead, Kind, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN, MAX_BODY_LEN,
+    CheckpointHead, DescriptionBody, Kind, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN, MAX_BODY_LEN,
     RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
@@ -102,6 +102,13 @@ pub(crate) struct SessionCore {
     pub(crate) finished_info: Option<SessionInfo>,
     /// The end time to record instead of the time of finishing (`set_end_time`).
     pub(crate) end_override: Option<i64>,
+    /// What the SessionStart said (its metadata is replaced by the current metadata when the
+    /// description is written again).
+    start_body: SessionStartBody,
+    /// Every stream definition, for the description's second copy.
+    defs: Vec<StreamDefBody>,
+    /// Streams covered by the last Description record (None: none written yet).
+    described: Option<usize>,
 }
 
 /// Size of the pieces handed to the write-behind thread. Large writes matter twice on Linux:
@@ -145,6 +152,7 @@ impl SessionCore {
         let flush_at = if background { recorder.options.buffer_bytes.min(BACKGROUND_PIECE) } else { recorder.options.buffer_bytes };
         let mut buf = if background { super::behind::touched_buffer() } else { Vec::with_capacity(flush_at + 4096) };
         put_record(&mut buf, Kind::SessionStart, salt, &body.encode());
+        let start_body = body;
         let mut w = SessionCore {
             home: recorder.home.clone(),
             storage: None,
@@ -176,6 +184,9 @@ impl SessionCore {
             snapshot: None,
             finished_info: None,
             end_override: None,
+            start_body,
+            defs: Vec::new(),
+            described: None,
         };
         // The session start and the Recording marker are written at once, so that a crash at
         // any later moment leaves a session that recovery can find.
@@ -296,6 +307,7 @@ impl SessionCore {
         let offset = self.position();
         put_record(&mut self.buf, Kind::StreamDef, self.salt, &body.encode());
         self.control.push(offset);
+        self.defs.push(body);
         self.streams.push(StreamState {
             name: name.into(),
             def_offset: offset,
@@ -425,6 +437,9 @@ impl SessionCore {
             }
             _ => state,
         };
+        if self.described != Some(self.defs.len()) {
+            self.put_description();
+        }
         let offset = self.position();
         let mut blocks = Vec::new();
         let mut entries: Vec<&[IndexEntry]> = Vec::new();
@@ -611,6 +626,16 @@ impl SessionCore {
         Ok(())
     }
 
+    /// Puts a Description record (the second copy of the session's start and stream
+    /// definitions, with the current metadata) into the buffer.
+    fn put_description(&mut self) {
+        let mut start = self.start_body.clone();
+        start.metadata = self.metadata.clone();
+        let body = DescriptionBody { start, streams: self.defs.clone() };
+        put_record(&mut self.buf, Kind::Description, self.salt, &body.encode());
+        self.described = Some(self.defs.len());
+    }
+
     /// Ends the session: writes a last checkpoint if frames are pending, the final index and
     /// the session end, syncs (unless `Durability::None`) and marks the file idle.
     pub(crate) fn finish_inner(&mut self) -> Result<SessionInfo> {
@@ -618,6 +643,8 @@ impl SessionCore {
         if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
             self.write_checkpoint(&[])?;
         }
+        // The last copy of the description, with the final metadata, just before the index.
+        self.put_description();
         let summaries: Vec<StreamStats> = self
             .streams
             .iter()
