@@ -246,7 +246,7 @@ def main() -> None:
     }
     best_other = max(v for k, v in w.items() if k != "recfile")
     for k, v in w.items():
-        rows.append(("write 100 B frames", k, f"{v / 1e6:.2f} M/s"))
+        rows.append(("write 100 B frames", k, f"{v / 1e6:.2f} M/s" if v >= 1e5 else f"{v / 1e3:.1f} k/s"))
     rows.append(("write 100 B frames", "recfile ÷ best other", f"**{w['recfile'] / best_other:.1f}×**"))
 
     # Iterating.
@@ -257,7 +257,7 @@ def main() -> None:
         "pickle folder": median_rate(runs, args.pickle_frames, lambda: read_pickles(tmp / "pickles")),
     }
     for k, v in it.items():
-        rows.append(("iterate", k, f"{v / 1e6:.2f} M/s"))
+        rows.append(("iterate", k, f"{v / 1e6:.2f} M/s" if v >= 1e5 else f"{v / 1e3:.1f} k/s"))
     rows.append(("iterate", "recfile ÷ mcap",
                  f"**{it['recfile (`for f in replay: f.data`)'] / it['mcap (Python) `iter_messages`']:.1f}×**"))
 
