@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::format::header::{SlotState, HEADER_LEN};
 use crate::format::index::EntrySlice;
-use crate::format::record::{decode_frame, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody};
+use crate::format::record::{decode_frame, plausible_record_at, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody};
 use crate::read::layout::{RunLoc, SessionState};
 use crate::read::{Frame, RecFile};
 use std::collections::HashMap;
@@ -89,6 +89,13 @@ struct Walked {
     ended: bool,
 }
 
+/// True when a SessionStart validates at `p` (checked cheaply first: most offsets of a search
+/// are not one).
+fn valid_session_start_at(file: &[u8], p: u64) -> bool {
+    plausible_record_at(file, p) == Some(Kind::SessionStart)
+        && SessionStartBody::salt_of(file, p).and_then(|s| read_record(file, p, Some(s))).is_ok()
+}
+
 impl Walker<'_> {
     fn problem(&mut self, offset: u64, session: Option<usize>, message: impl Into<String>) {
         self.report.problems.push(Problem { offset, session, message: message.into() });
@@ -98,8 +105,8 @@ impl Walker<'_> {
     /// begins (damaged framing: search byte by byte).
     fn resync(&self, from: u64, end: u64, salt: u32) -> Option<u64> {
         (from + 1..end).find(|&p| {
-            read_record(self.file, p, Some(salt)).is_ok()
-                || SessionStartBody::salt_of(self.file, p).and_then(|s| read_record(self.file, p, Some(s))).is_ok()
+            plausible_record_at(self.file, p).is_some()
+                && (read_record(self.file, p, Some(salt)).is_ok() || valid_session_start_at(self.file, p))
         })
     }
 
@@ -114,9 +121,7 @@ impl Walker<'_> {
                 Ok(s) => s,
                 Err(e) => {
                     self.problem(at, Some(si), format!("expected a valid session start: {e}"));
-                    match (at + 1..end)
-                        .find(|&p| SessionStartBody::salt_of(self.file, p).and_then(|s| read_record(self.file, p, Some(s))).is_ok())
-                    {
+                    match (at + 1..end).find(|&p| valid_session_start_at(self.file, p)) {
                         Some(p) => {
                             self.problem(at, Some(si), format!("{} unreadable bytes before the next session", p - at));
                             at = p;

@@ -3,7 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 use recfile::format::codec::decode_value;
 use recfile::format::header::{FileHeader, Slot, Slots};
-use recfile::format::record::{decode_frame, decode_index_streams, decode_metadata, read_record, CheckpointBody, SessionEndBody, SessionStartBody, StreamDefBody};
+use recfile::format::record::{
+    decode_frame, decode_index_streams, decode_metadata, read_record, CheckpointBody, SessionEndBody, SessionStartBody, StreamDefBody,
+};
 
 fuzz_target!(|data: &[u8]| {
     let offset = 4096 + data.first().copied().unwrap_or(0) as u64;

@@ -10,14 +10,14 @@ fn exercise(f: &RecFile) {
     for s in f.sessions() {
         let _ = (s.name(), s.metadata(), s.streams());
         if let Ok(r) = s.replay(&[]) {
-            for fr in r.iterate().take(1000) {
+            for fr in r.iterate().take(200) {
                 if let Ok(fr) = fr {
                     let _ = fr.data().len();
                     let _ = fr.decode::<Vec<u8>>();
                 }
             }
             // The borrowed walk must agree with the owned one, frame by frame.
-            for (a, b) in r.scan().zip(r.iterate()).take(1000) {
+            for (a, b) in r.scan().zip(r.iterate()).take(200) {
                 match (a, b) {
                     (Ok(a), Ok(b)) => assert!(a.data() == b.data() && a.offset() == b.offset(), "scan and iterate disagree"),
                     (Err(_), Err(_)) => {}
@@ -42,9 +42,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut storage = MemStorage::new(data.to_vec());
     if recover_storage(&mut storage).is_ok() {
-        // What recovery leaves must open and recover again as a no-op.
+        // What recovery leaves must open and recover again as a no-op. (Reading it is what
+        // the first half does with any bytes: one open here keeps each execution cheap.)
         if let Ok(f) = RecFile::from_bytes(storage.data.clone()) {
-            exercise(&f);
+            for s in f.sessions() {
+                let _ = s.replay(&[]).map(|r| r.len());
+            }
         }
         let again = recover_storage(&mut storage).expect("second recovery");
         assert!(!again.was_interrupted, "recovery is not idempotent");

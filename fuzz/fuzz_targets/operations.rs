@@ -37,6 +37,8 @@ fuzz_target!(|input: Input| {
         .checkpoint_every_frames(u64::from(input.checkpoint_every % 20) + 1)
         .checkpoint_every(std::time::Duration::ZERO)
         .buffer_bytes(4096)
+        // No write-behind thread: one per input would cost more than the input itself.
+        .background_writes(false)
         .durability(Durability::EveryCheckpoint);
     let mut rec = Recorder::init_storage(Box::new(disk.clone()), opts).unwrap();
     let mut model: Model = Vec::new();
@@ -113,15 +115,25 @@ fuzz_target!(|input: Input| {
     let mut storage = MemStorage::new(image);
     recover_storage(&mut storage).expect("recovery of a crash image");
     let f = RecFile::from_bytes(storage.data).expect("open after recovery");
+    // Recovery keeps every record that validates, also after a hole that a power cut left
+    // (writes reach the disk in any order): verify may report the hole and a checkpoint after
+    // it that recovery could not use, and nothing else (as tests/crash.rs checks).
     let v = f.verify();
-    assert!(v.ok(), "verify after recovery: {:?}", v.problems);
+    for p in &v.problems {
+        let hole = p.message.contains("kind 0")
+            || p.message.contains("CRC mismatch")
+            || p.message.contains("truncated")
+            || p.message.contains("does not follow checkpoint");
+        assert!(hole && !p.message.contains("index entry"), "verify after recovery: {:?}", v.problems);
+    }
     for (si, s) in f.sessions().iter().enumerate() {
         let want = &model[si];
         for (k, name) in s.stream_names().iter().enumerate() {
-            let mut got: Vec<_> = s.stream(name).unwrap().iterate().map(|r| r.unwrap()).collect();
-            got.sort_by_key(|f| f.seq());
-            for (i, fr) in got.iter().enumerate() {
-                assert_eq!(fr.seq(), i as u64);
+            // Every frame kept is the one written with its seq (a power cut that reordered
+            // writes may leave a hole: later frames are kept, not invented).
+            for fr in s.stream(name).unwrap().iterate().map(|r| r.unwrap()) {
+                let i = fr.seq() as usize;
+                assert!(i < want[k].len(), "a frame that was never written");
                 assert_eq!((fr.timestamp().as_nanos(), fr.data()), (want[k][i].0, &want[k][i].1[..]));
             }
         }
@@ -129,8 +141,10 @@ fuzz_target!(|input: Input| {
     if let Some((_, si, counts)) = marks.iter().rev().find(|m| m.0 <= at) {
         let s = f.session(*si).expect("a durable session is missing");
         for (k, n) in counts.iter().enumerate() {
-            let got = s.stream(&format!("s{k}")).map(|r| r.len()).unwrap_or(0);
-            assert!(got as usize >= *n, "durable frames lost");
+            // What a synced checkpoint covered is all there: seqs 0..n.
+            let seqs: std::collections::BTreeSet<u64> =
+                s.stream(&format!("s{k}")).map(|r| r.iterate().filter_map(|f| f.ok()).map(|f| f.seq()).collect()).unwrap_or_default();
+            assert!((0..*n as u64).all(|q| seqs.contains(&q)), "durable frames lost");
         }
     }
 });

@@ -224,6 +224,18 @@ pub fn read_record(file: &[u8], offset: u64, salt: Option<u32>) -> Result<Record
     Ok(RecordRef { offset, kind_byte, body })
 }
 
+/// The kind of a record that could start at `offset`: its header fits, its kind is one this
+/// version knows, and its body fits in the file. A cheap necessary condition (no checksum, no
+/// allocation) that scans which search byte by byte test before [`read_record`].
+#[inline]
+pub fn plausible_record_at(file: &[u8], offset: u64) -> Option<Kind> {
+    let start = usize::try_from(offset).ok()?;
+    let head = file.get(start..start.checked_add(RECORD_HEADER_LEN)?)?;
+    let kind = Kind::from_byte(head[8])?;
+    let body_len = le_u32(head, 4) as usize;
+    (body_len <= file.len() - start - RECORD_HEADER_LEN).then_some(kind)
+}
+
 /// Like [`read_record`] with a salt, taking the salt's CRC state (see [`salt_crc`]) so that
 /// the check is one pass over the record's bytes.
 #[inline]

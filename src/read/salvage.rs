@@ -13,8 +13,8 @@ use crate::format::header::HEADER_LEN;
 use crate::format::header::{SlotState, Slots};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    decode_frame, decode_metadata, read_record, salt_crc, session_salt, CheckpointBody, DescriptionBody, Kind, SessionEndBody,
-    SessionStartBody, StreamDefBody, RECORD_HEADER_LEN,
+    decode_frame, decode_metadata, plausible_record_at, read_record, salt_crc, session_salt, CheckpointBody, DescriptionBody, Kind,
+    SessionEndBody, SessionStartBody, StreamDefBody, RECORD_HEADER_LEN,
 };
 use crate::format::salt::infer_salt;
 use std::collections::BTreeMap;
@@ -141,6 +141,9 @@ fn kind_name(file: &[u8], at: u64) -> String {
 
 /// A SessionStart that validates at `at`: its salt, body and end.
 fn session_start_at(file: &[u8], at: u64) -> Option<(u32, SessionStartBody, u64)> {
+    if plausible_record_at(file, at) != Some(Kind::SessionStart) {
+        return None;
+    }
     let salt = SessionStartBody::salt_of(file, at).ok()?;
     let r = read_record(file, at, Some(salt)).ok()?;
     let body = SessionStartBody::decode(r.body, at).ok()?;
@@ -152,6 +155,10 @@ fn session_start_at(file: &[u8], at: u64) -> Option<(u32, SessionStartBody, u64)
 fn inferred_salt_at(file: &[u8], at: u64) -> Option<u32> {
     let r = read_record(file, at, None).ok()?;
     if matches!(r.kind(), None | Some(Kind::SessionStart)) {
+        return None;
+    }
+    // The next record must at least look like one before the salt is worked out backwards.
+    if matches!(plausible_record_at(file, r.end()), None | Some(Kind::SessionStart)) {
         return None;
     }
     let start = at as usize;
@@ -176,7 +183,9 @@ fn resync(file: &[u8], from: u64, salt: Option<u32>) -> Option<(u64, Found)> {
     let len = file.len() as u64;
     let mut at = from;
     while at + RECORD_HEADER_LEN as u64 <= len {
-        if file[at as usize + 8] != 0 {
+        // Records of kinds this version does not know cannot be read anyway: the next known
+        // record after one is found instead.
+        if plausible_record_at(file, at).is_some() {
             if let Some(s) = salt {
                 if read_record(file, at, Some(s)).is_ok() {
                     return Some((at, Found::Same));
