@@ -204,3 +204,39 @@ fn mcap_imports_show_their_messages_types_and_span() {
     let n = j["sessions"][0]["frames"].as_u64().unwrap();
     assert!(n <= 40, "{n}");
 }
+
+#[test]
+fn cat_of_an_interrupted_file_with_a_damaged_tail_warns_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tail.rec");
+    {
+        let mut rec = recfile::RecorderOptions::new().checkpoint_every_frames(0).create(&path).unwrap();
+        let mut s = rec.start_session("tail").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        for i in 0..10i64 {
+            s.write(a, recfile::Timestamp::from_nanos(i), format!("before-{i:03}").as_bytes()).unwrap();
+        }
+        s.checkpoint().unwrap();
+        // Payloads of 256 KiB and more go to the OS at once, so the tail is in the file
+        // without a checkpoint when the process "dies".
+        for i in 10..20i64 {
+            let mut payload = format!("after--{i:03}").into_bytes();
+            payload.resize(300 * 1024, b'.');
+            s.write(a, recfile::Timestamp::from_nanos(i), &payload).unwrap();
+        }
+        s.abandon();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"after--014").expect("the tail reached the file");
+    let tail_written = bytes.windows(10).filter(|w| w.starts_with(b"after--")).count();
+    bytes[at + 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let p = path.to_str().unwrap();
+    let o = rec(&["cat", p, "--json"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("damaged"), "{err}");
+    let lines = String::from_utf8_lossy(&o.stdout).lines().count();
+    // Every intact frame, after the damage too: all but the damaged one.
+    assert_eq!(lines, 10 + tail_written - 1, "{err}");
+}

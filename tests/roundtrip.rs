@@ -230,3 +230,42 @@ fn main_handles_are_send() {
     send_sync::<recfile::Replay>();
     send_sync::<recfile::Frame>();
 }
+
+#[test]
+fn readers_probing_the_lock_never_make_a_writer_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.rec");
+    {
+        let mut rec = Recorder::create(&path).unwrap();
+        let mut s = rec.start_session("first").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        s.write(a, ts(1), b"x").unwrap();
+        s.finish().unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probes = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            // What every reader's open does: a shared lock, released at once (spec §6).
+            let f = std::fs::File::open(&path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if f.try_lock_shared().is_ok() {
+                    let _ = f.unlock();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..200 {
+        let mut rec = Recorder::open_append(&path).unwrap_or_else(|e| panic!("writer {i} failed while readers probed: {e}"));
+        let mut s = rec.start_session(&format!("s{i}")).unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        s.write(a, ts(i), b"y").unwrap();
+        s.finish().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(probes.join().unwrap() > 200, "the readers probed while the writers started");
+    assert_eq!(RecFile::open(&path).unwrap().session_count(), 201);
+}

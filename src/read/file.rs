@@ -416,6 +416,13 @@ impl Session {
         self.layout().end.as_ref().map(|e| Timestamp::from_nanos(e.end_ns))
     }
 
+    /// Damaged stretches that reading this session skipped: each is followed by records that
+    /// validate (a torn end of an interrupted session is not listed). Frames in them are lost;
+    /// every other frame is read. Empty for an intact session.
+    pub fn skipped_damage(&self) -> &[String] {
+        &self.layout().skipped
+    }
+
     /// Frames over all its streams (internal streams not counted: see [`Session::streams`]).
     pub fn frame_count(&self) -> u64 {
         let l = self.layout();

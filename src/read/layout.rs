@@ -104,6 +104,9 @@ pub(crate) struct SessionLayout {
     /// Offset of the last checkpoint, when known: the checkpoint records whose blocks the
     /// runs reference are found from it and checked before the runs are used.
     pub last_checkpoint: Option<u64>,
+    /// Damaged stretches that reading this session skipped, with records that validate after
+    /// each (so not a torn end): what a reader warns about.
+    pub skipped: Vec<String>,
 }
 
 /// A stream of an unfinished session, during its rebuild.
@@ -630,6 +633,7 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
         end_offset: Some(end_offset),
         segment_end: r.end(),
         last_checkpoint: crate::format::record::index_last_checkpoint(idx.body, end.index_offset),
+        skipped: Vec::new(),
         end: Some(end),
         stop: None,
     })
@@ -688,6 +692,7 @@ pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionSta
         streams,
         stop: scan.stop.clone(),
         last_checkpoint: (scan.last_checkpoint != 0).then_some(scan.last_checkpoint),
+        skipped: scan.damage.iter().map(|(at, why)| format!("damaged record at offset {at}: {why}")).collect(),
     })
 }
 

@@ -74,12 +74,21 @@ fn open_locked(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// Takes the exclusive writer lock of an open file, or fails with [`Error::Locked`].
+/// Takes the exclusive writer lock of an open file, or fails with [`Error::Locked`]. Readers
+/// probe the lock with a shared lock they release at once (to tell a live file from an
+/// interrupted one): a taken lock is tried again for 50 ms, so a probe at this moment never
+/// makes the writer fail (spec §6).
 pub(crate) fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_path_buf() }),
-        Err(TryLockError::Error(e)) => Err(Error::from(e).with_path(path)),
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+    const PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if started.elapsed() < PATIENCE => std::thread::sleep(RETRY),
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_path_buf() }),
+            Err(TryLockError::Error(e)) => return Err(Error::from(e).with_path(path)),
+        }
     }
 }
 

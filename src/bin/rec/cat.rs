@@ -139,8 +139,15 @@ pub fn run(a: Args) -> CliResult {
             return Err(e.into());
         }
     }
+    // Damage the reader skipped inside the session (records that validate follow it): the
+    // frames printed are every intact one, but something was lost.
+    for d in s.skipped_damage() {
+        eprintln!("rec: session {} is damaged: {d}; every intact frame around it was read", s.position());
+    }
     if damaged > 0 {
-        eprintln!("rec: {damaged} damaged frames were skipped");
+        eprintln!("rec: {} skipped", crate::output::plural(damaged, "damaged frame"));
+    }
+    if damaged > 0 || !s.skipped_damage().is_empty() {
         return Ok(exit::DATA_LOST);
     }
     Ok(exit::OK)
