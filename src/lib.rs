@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod durable;
 pub mod error;
 pub mod format;
 pub mod interop;

@@ -8,13 +8,13 @@
 //! the torn bytes after them are truncated and the slot returns to idle. Every step is itself
 //! crash-safe: an interrupted recovery is found and finished by the next one.
 
+use crate::durable::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slot, SlotState as State, Slots, HEADER_LEN};
 use crate::format::index::IndexEntry;
 use crate::format::record::{put_checkpoint, read_record, BlockHeader, CheckpointBody, Kind};
 use crate::read::layout::{checkpoint_candidates, read_finished, scan_active, ActiveScan};
 use crate::storage::{FileStorage, Storage, View};
-use crate::write::tail::{decomposition, write_index_and_end, EndFields, StreamStats};
 use std::fs::OpenOptions;
 use std::path::Path;
 
@@ -67,7 +67,7 @@ fn refuse(offset: u64, reason: String) -> Error {
 pub fn recover(path: impl AsRef<Path>) -> Result<RecoveryReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::from(e).with_path(path))?;
-    crate::write::lock_exclusive(&file, path)?;
+    crate::durable::lock_exclusive(&file, path)?;
     let mut storage = FileStorage::new(file);
     recover_storage(&mut storage).map_err(|e| e.with_path(path))
 }
@@ -241,7 +241,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     storage.read_at(0, &mut head)?;
     FileHeader::decode(&head)?;
     let slots = Slots::decode(&head)?;
-    let mut slot_state = crate::write::recorder_slot_state(slots.current, slots.current_index);
+    let mut slot_state = crate::durable::SlotState { current: slots.current, current_index: slots.current_index };
     let view = storage.view()?;
     prefetch_checkpoints(&view, &slots);
     let mut report = RecoveryReport { committed_bytes_missing: slots.current.committed_len.saturating_sub(len), ..Default::default() };

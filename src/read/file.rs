@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slots};
 use crate::time::Timestamp;
 use memmap2::Mmap;
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -142,18 +142,6 @@ impl std::fmt::Debug for RecFile {
     }
 }
 
-/// Whether another handle holds the exclusive writer lock.
-fn writer_holds_lock(file: &File) -> bool {
-    match file.try_lock_shared() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
-        }
-        Err(TryLockError::WouldBlock) => true,
-        Err(TryLockError::Error(_)) => false,
-    }
-}
-
 impl RecFile {
     /// Opens and memory-maps a file.
     pub fn open(path: impl AsRef<Path>) -> Result<RecFile> {
@@ -162,7 +150,7 @@ impl RecFile {
             return Err(Error::InvalidArgument(format!("{} is a directory, not a .rec file", path.display())));
         }
         let file = File::open(path).map_err(|e| Error::from(e).with_path(path))?;
-        let live = writer_holds_lock(&file);
+        let live = crate::durable::writer_holds_lock(&file);
         if live {
             // A writer in this process may still have checkpoints on its write-behind queue.
             crate::write::settle_queued_writes(&file);

@@ -8,12 +8,12 @@
 use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
+use crate::format::record::RunInfo;
 use crate::format::record::{
     decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, SessionEndBody,
     SessionStartBody, StreamDefBody, RUN_LEN,
 };
 use crate::format::record::{lowbit, BlockHeader, CheckpointLog, RunRef, SummaryBlock};
-use crate::write::tail::RunInfo;
 use std::sync::Arc;
 
 /// The state of a session.

@@ -2,33 +2,15 @@
 
 use super::options::{RecorderOptions, SessionStart};
 use super::writer::SessionWriter;
+use crate::durable::{lock_exclusive, SlotState};
 use crate::error::{Error, Result};
-use crate::format::header::{new_header_page, FileHeader, Slot, Slots, HEADER_LEN, HEADER_USED_LEN};
+use crate::format::header::{new_header_page, FileHeader, Slots, HEADER_LEN, HEADER_USED_LEN};
 use crate::storage::{FileStorage, Storage};
 use crate::time::Timestamp;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// The writer's view of the commit slots: the current one and where it lives.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SlotState {
-    pub current: Slot,
-    pub current_index: usize,
-}
-
-impl SlotState {
-    /// Writes `next` (with the next generation) over the older slot.
-    pub fn commit(&mut self, storage: &mut dyn Storage, next: Slot) -> Result<()> {
-        let next = Slot { generation: self.current.generation + 1, ..next };
-        let index = 1 - self.current_index;
-        storage.write_at(Slot::offset_of(index), &next.encode())?;
-        self.current = next;
-        self.current_index = index;
-        Ok(())
-    }
-}
 
 /// What a recorder and its active session share: the storage is lent to the session while it
 /// records and returned when it ends.
@@ -72,24 +54,6 @@ fn open_locked(path: &Path) -> Result<File> {
         OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::from(e).with_path(path))?;
     lock_exclusive(&file, path)?;
     Ok(file)
-}
-
-/// Takes the exclusive writer lock of an open file, or fails with [`Error::Locked`]. Readers
-/// probe the lock with a shared lock they release at once (to tell a live file from an
-/// interrupted one): a taken lock is tried again for 50 ms, so a probe at this moment never
-/// makes the writer fail (spec §6).
-pub(crate) fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
-    const RETRY: std::time::Duration = std::time::Duration::from_millis(1);
-    const PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
-    let started = std::time::Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) if started.elapsed() < PATIENCE => std::thread::sleep(RETRY),
-            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_path_buf() }),
-            Err(TryLockError::Error(e)) => return Err(Error::from(e).with_path(path)),
-        }
-    }
 }
 
 impl Recorder {

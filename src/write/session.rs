@@ -2,8 +2,9 @@
 
 use super::behind::SessionStorage;
 use super::options::{Durability, RecorderOptions, SessionStart};
-use super::recorder::{Home, Recorder, SlotState};
-use super::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, StreamStats};
+use super::recorder::{Home, Recorder};
+use crate::durable::tail::{count_in_records, decomposition, read_sections, write_index_and_end, EndFields, RecordSink, StreamStats};
+use crate::durable::SlotState;
 use crate::error::{Error, Result};
 use crate::format::bytes::{le_u32, le_u64};
 use crate::format::header::{Slot, SlotState as State};

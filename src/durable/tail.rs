@@ -11,13 +11,6 @@ use crate::format::record::{
 };
 use crate::storage::Storage;
 
-/// A run of a stream's index with the largest timestamp in it (to tell whether runs overlap).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RunInfo {
-    pub run: RunRef,
-    pub last_ts: i64,
-}
-
 /// What the final index says of one stream besides its runs.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StreamStats {
