@@ -342,6 +342,22 @@ impl Replay {
         self.pick(c, None)
     }
 
+    /// The timestamp of every frame, in order, from the index alone (no frame record is
+    /// touched): for densities and gap searches over millions of frames.
+    pub fn timestamps(&self) -> Vec<i64> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        for s in &self.streams {
+            for run in s.runs.iter() {
+                let e = self.run_entries(run);
+                out.extend((0..e.len()).map(|i| e.get(i).ts));
+            }
+        }
+        if self.streams.len() > 1 {
+            out.sort_unstable();
+        }
+        out
+    }
+
     /// Number of frames with timestamp < `t` (the position `t` would take).
     pub fn position_of(&self, t: Timestamp) -> u64 {
         self.streams.iter().map(|s| self.position(s, self.lower(s, t.as_nanos()))).sum()

@@ -29,6 +29,7 @@ mod record;
 mod recover;
 mod sessions;
 mod verify;
+mod view;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -103,6 +104,8 @@ enum Command {
     Diff(diff::Args),
     /// Convert between MCAP and .rec (the direction follows the input).
     Convert(convert::Args),
+    /// Look at a recording in the browser: its timeline, gaps, frames and actions (a local page).
+    View(view::Args),
     /// Print a shell completion script (bash, zsh or fish).
     #[command(
         after_help = "Examples:\n  rec completions bash > ~/.local/share/bash-completion/completions/rec\n  rec completions zsh > ~/.zfunc/_rec"
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Demo { file } => demo::run(&file),
         Command::Recover(a) => recover::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::View(a) => view::run(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Actions(a) => sessions::run_actions(a),
         Command::Diff(a) => diff::run(a),
