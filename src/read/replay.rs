@@ -148,14 +148,23 @@ impl Replay {
         (frac * n).clamp(0.0, n - 1.0) as usize
     }
 
-    /// Cursor of the first entry with timestamp ≥ t.
+    /// Cursor of the first entry with timestamp ≥ t, for a lookup that then reads the frame.
     #[inline]
     fn lower(&self, s: &StreamIndex, t: i64) -> Cursor {
+        self.lower_with(s, t, true)
+    }
+
+    /// Cursor of the first entry with timestamp ≥ t; `for_frame` starts fetching the frame's
+    /// page while the index is searched (a counting query such as `position_of` does not).
+    #[inline]
+    fn lower_with(&self, s: &StreamIndex, t: i64, for_frame: bool) -> Cursor {
         match s.firsts.partition_point(|&f| f < t).checked_sub(1) {
             None => (0, 0),
             Some(r) => {
                 let guess = self.guess(s, r, t);
-                self.touch_predicted_frame(s, r, guess);
+                if for_frame {
+                    self.touch_predicted_frame(s, r, guess);
+                }
                 self.fix(s, r, self.run_entries(&s.runs[r]).partition_from(guess, |x| x < t))
             }
         }
@@ -360,7 +369,7 @@ impl Replay {
 
     /// Number of frames with timestamp < `t` (the position `t` would take).
     pub fn position_of(&self, t: Timestamp) -> u64 {
-        self.streams.iter().map(|s| self.position(s, self.lower(s, t.as_nanos()))).sum()
+        self.streams.iter().map(|s| self.position(s, self.lower_with(s, t.as_nanos(), false))).sum()
     }
 
     /// Every frame in timestamp order (ties in arrival order). Each item is a `Result`: a
