@@ -39,6 +39,7 @@ static LIVE: Mutex<Vec<std::sync::Weak<AtomicBool>>> = Mutex::new(Vec::new());
 /// GIL-free wait while the interpreter finalizes is killed in a way Rust cannot unwind.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
+    bury_graveyard(py);
     let flags: Vec<Arc<AtomicBool>> = lock(&LIVE).drain(..).filter_map(|w| w.upgrade()).collect();
     if flags.is_empty() {
         return;
@@ -61,6 +62,55 @@ pub fn ns_to_secs(ns: i64) -> f64 {
 pub struct Shared {
     view: Option<Py<PyAny>>,
     encodings: HashMap<String, String>,
+}
+
+/// Views whose last reference went away on a thread other than the main one, kept until the
+/// main thread drops them (see `Drop for Shared`).
+static GRAVEYARD: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
+
+/// True on the interpreter's main thread.
+fn on_main_thread(py: Python<'_>) -> bool {
+    let run = || -> PyResult<bool> {
+        let threading = py.import("threading")?;
+        let main = threading.call_method0("main_thread")?.getattr("ident")?;
+        let me = threading.call_method0("get_ident")?;
+        main.eq(me)
+    };
+    run().unwrap_or(false)
+}
+
+/// Drops the views other threads left (on the main thread only).
+pub fn bury_graveyard(py: Python<'_>) {
+    if !on_main_thread(py) {
+        return;
+    }
+    let dead: Vec<Py<PyAny>> = std::mem::take(&mut *lock(&GRAVEYARD));
+    drop(dead);
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(view) = self.view.take() else { return };
+        // The last view of a map unmaps it with the GIL released. A daemon thread that does so
+        // while the interpreter finalizes is stopped by CPython as it takes the GIL back, in a
+        // way that aborts the process (seen: a stream() thread ending as the program exits).
+        // So only the main thread lets a view go; other threads leave it for the main thread
+        // (the next open, close or drop there, or interpreter exit).
+        Python::attach(|py| {
+            // A drop can run while an exception is being raised (a temporary going away):
+            // the calls below must not clear or replace it.
+            let pending = PyErr::take(py);
+            if on_main_thread(py) {
+                drop(view);
+                bury_graveyard(py);
+            } else {
+                lock(&GRAVEYARD).push(view);
+            }
+            if let Some(e) = pending {
+                e.restore(py);
+            }
+        });
+    }
 }
 
 /// Maps the file from Python (read-only), for zero-copy `Frame.data` views.
@@ -122,6 +172,7 @@ fn decode_value(py: Python<'_>, encoding: &str, data: &Bound<'_, PyAny>, bytes: 
 /// Opens a `.rec` file for reading (a context manager).
 #[pyfunction]
 pub fn open(py: Python<'_>, path: PathBuf) -> PyResult<RecFilePy> {
+    bury_graveyard(py);
     let p = path.clone();
     let file = py.detach(move || recfile::RecFile::open(&p)).py_at(&path)?;
     let view = map_file(py, &path);

@@ -264,3 +264,30 @@ def test_realtime_statistics(tmp_path: Path) -> None:
     assert len(list(it)) == 20
     stats = it.stats()
     assert stats["delivered"] == 20
+
+
+_EXIT_WHILE_STREAMING = """
+import sys, time, recfile
+def start():
+    f = recfile.open(sys.argv[1])
+    r = f.last_session.stream("tick")
+    got = []
+    r.stream(speed=50.0, loop=True).subscribe(on_next=lambda fr: got.append(fr.data))
+    return got
+got = start()  # the file, session and replay objects are gone: the stream thread holds the map
+time.sleep(0.05)
+assert got
+"""
+
+
+def test_exiting_while_a_stream_thread_holds_the_map_is_clean(tmp_path: Path) -> None:
+    """The last view of a file's map must not be dropped by a daemon thread while the
+    interpreter finalizes (CPython stops such a thread in a way that aborts the process)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "exit.rec"
+    _write_ticks(path, 50, 1_000_000)
+    for _ in range(8):
+        r = subprocess.run([sys.executable, "-c", _EXIT_WHILE_STREAMING, str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, (r.returncode, r.stderr[-500:])
