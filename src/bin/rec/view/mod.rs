@@ -57,6 +57,9 @@ fn handle(view: &View, req: tiny_http::Request) {
         return respond(req, 405, "text/plain", "read-only: GET only".into());
     }
     let url = req.url().to_string();
+    if std::env::var_os("REC_VIEW_LOG").is_some() {
+        eprintln!("rec view: GET {url}");
+    }
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let q = Query::parse(query);
     // Nothing a query names can make the server panic; a panic in a handler would still be a
