@@ -53,7 +53,7 @@ fn _shutdown(py: Python<'_>) {
 /// Nanoseconds since the epoch as float seconds: the double nearest to the exact decimal, so
 /// that a `ts` written as `1704067200.01` reads back as `1704067200.01`.
 pub fn ns_to_secs(ns: i64) -> f64 {
-    Timestamp::from_nanos(ns).to_decimal_secs().parse().unwrap_or(ns as f64 / 1e9)
+    Timestamp::from_nanos(ns).as_secs_f64()
 }
 
 /// What every frame handed to Python shares: the file's bytes as a Python memoryview (of a
@@ -81,9 +81,13 @@ fn on_main_thread(py: Python<'_>) -> bool {
 
 /// Drops the views other threads left (on the main thread only).
 pub fn bury_graveyard(py: Python<'_>) {
-    if !on_main_thread(py) {
-        return;
+    if on_main_thread(py) {
+        bury_on_main_thread();
     }
+}
+
+/// Drops the views other threads left; the caller is on the main thread.
+fn bury_on_main_thread() {
     let dead: Vec<Py<PyAny>> = std::mem::take(&mut *lock(&GRAVEYARD));
     drop(dead);
 }
@@ -102,7 +106,7 @@ impl Drop for Shared {
             let pending = PyErr::take(py);
             if on_main_thread(py) {
                 drop(view);
-                bury_graveyard(py);
+                bury_on_main_thread();
             } else {
                 lock(&GRAVEYARD).push(view);
             }

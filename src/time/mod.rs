@@ -76,13 +76,21 @@ impl Timestamp {
     pub const fn as_nanos(self) -> i64 {
         self.0
     }
-
-    /// Seconds since the epoch as a float (whole seconds and fraction added separately, so a
-    /// value that came from [`Timestamp::from_secs_f64`] round-trips).
+    /// Seconds since the epoch as the `f64` nearest to the exact decimal value, so that
+    /// [`Timestamp::from_secs_f64`] of it gives this timestamp back when it came from a float
+    /// (`1704067200.01` round-trips). Formats the decimal on the stack and reads it back: no
+    /// allocation, correctly rounded.
     pub fn as_secs_f64(self) -> f64 {
-        let whole = self.0.div_euclid(1_000_000_000);
-        let frac = self.0.rem_euclid(1_000_000_000);
-        whole as f64 + frac as f64 / 1e9
+        let n = i128::from(self.0);
+        let (whole, frac) = (n.unsigned_abs() / 1_000_000_000, n.unsigned_abs() % 1_000_000_000);
+        let mut text = StackText { buf: [0; 64], len: 0 };
+        let sign = if n < 0 { "-" } else { "" };
+        if std::fmt::Write::write_fmt(&mut text, format_args!("{sign}{whole}.{frac:09}")).is_ok() {
+            if let Some(v) = std::str::from_utf8(&text.buf[..text.len]).ok().and_then(|t| t.parse().ok()) {
+                return v;
+            }
+        }
+        n as f64 / 1e9
     }
 
     /// As a `SystemTime`.
@@ -195,6 +203,22 @@ impl std::fmt::Write for StackText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_secs_f64_is_the_nearest_double_of_the_exact_decimal() {
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let t = Timestamp::from_nanos((x >> 1) as i64 * if x & 1 == 0 { 1 } else { -1 });
+            let want: f64 = t.to_decimal_secs().parse().unwrap();
+            assert_eq!(t.as_secs_f64(), want, "{t:?}");
+        }
+        for secs in [1704067200.01, 0.1, -1.5, 1e-9, 1704067200.123456] {
+            assert_eq!(Timestamp::from_secs_f64(secs).unwrap().as_secs_f64(), secs);
+        }
+    }
 
     #[test]
     fn secs_round_trip_exactly() {
