@@ -146,6 +146,10 @@ pub enum Error {
     /// The session writer was already finished or failed earlier.
     #[error("the session writer is closed: {0}")]
     Closed(String),
+    /// Building Arrow batches or reading and writing a Parquet dataset failed (the message
+    /// names the file).
+    #[error("dataset: {0}")]
+    Dataset(String),
 }
 
 fn path_suffix(path: &Option<PathBuf>) -> String {

@@ -29,11 +29,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Internal stream holding publish times and sequence numbers that differ from the defaults
-/// (not listed, counted or replayed with the messages: see `is_internal_encoding`).
-pub const MESSAGE_INFO_STREAM: &str = "mcap.message_info";
-/// Encoding of [`MESSAGE_INFO_STREAM`].
-pub const MESSAGE_INFO_ENCODING: &str = "recfile.mcap.message_info.v1";
+use super::message_info::{self, MessageInfo};
+pub use super::message_info::{MESSAGE_INFO_ENCODING, MESSAGE_INFO_STREAM};
 /// Internal stream holding MCAP attachments.
 pub const ATTACHMENT_STREAM: &str = "mcap.attachments";
 /// Encoding of [`ATTACHMENT_STREAM`].
@@ -288,11 +285,7 @@ pub fn mcap_to_rec(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
                         s
                     }
                 };
-                let mut b = Vec::with_capacity(18);
-                b.extend_from_slice(&sid.0.to_le_bytes());
-                b.extend_from_slice(&seq.to_le_bytes());
-                b.extend_from_slice(&m.sequence.to_le_bytes());
-                b.extend_from_slice(&m.publish_time.to_le_bytes());
+                let b = message_info::encode(sid.0, seq, MessageInfo { sequence: m.sequence, publish_time: m.publish_time });
                 w.write(info, ts, &b)?;
             }
             report.messages += 1;
@@ -385,25 +378,7 @@ pub fn rec_to_mcap(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
             report.channels += 1;
         }
         // Publish times and sequences that are not the defaults.
-        let mut info: HashMap<(u16, u64), (u32, u64)> = HashMap::new();
-        if let Ok(r) = s.stream(MESSAGE_INFO_STREAM) {
-            for f in r.iterate() {
-                let f = f?;
-                let b = f.data();
-                if b.len() != 18 {
-                    return Err(Error::Malformed {
-                        what: "mcap.message_info frame",
-                        offset: f.offset(),
-                        reason: format!("{} bytes, expected 18", b.len()),
-                    });
-                }
-                let stream = u16::from_le_bytes([b[0], b[1]]);
-                let seq = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-                let sequence = u32::from_le_bytes([b[6], b[7], b[8], b[9]]);
-                let publish = u64::from_le_bytes([b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17]]);
-                info.insert((stream, u64::from(seq)), (sequence, publish));
-            }
-        }
+        let info = message_info::read(s)?.unwrap_or_default();
         let names: Vec<String> = channel_of.keys().cloned().collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         if !name_refs.is_empty() {
@@ -413,7 +388,8 @@ pub fn rec_to_mcap(input: &Path, output: &Path, mut progress: impl FnMut(u64)) -
                 let log_time = u64::try_from(f.timestamp().as_nanos()).map_err(|_| {
                     Error::LimitExceeded(format!("frame at {} has a negative timestamp, which MCAP cannot hold", f.offset()))
                 })?;
-                let (sequence, publish_time) = info.get(&(f.stream_id(), f.seq())).copied().unwrap_or((0, log_time));
+                let MessageInfo { sequence, publish_time } =
+                    info.get(&(f.stream_id(), f.seq())).copied().unwrap_or(MessageInfo { sequence: 0, publish_time: log_time });
                 writer
                     .write_to_known_channel(&::mcap::records::MessageHeader { channel_id, sequence, log_time, publish_time }, f.data())
                     .map_err(mcap_err)?;

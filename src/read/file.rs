@@ -374,6 +374,11 @@ impl Session {
         self.index
     }
 
+    /// The UUID of the file the session is in (its recording's id).
+    pub fn file_id(&self) -> uuid::Uuid {
+        self.file.header.file_id
+    }
+
     /// The session's UUID.
     pub fn id(&self) -> uuid::Uuid {
         self.layout().start.id

@@ -493,6 +493,22 @@ impl<'a> Iterator for Scan<'a> {
 }
 
 impl Frames {
+    /// The next frame borrowed from this iterator's replay, without a reference count: what
+    /// [`Replay::scan`] gives, for an iterator that must own its replay (a batch reader handed
+    /// to another thread or language).
+    #[inline]
+    pub fn next_ref(&mut self) -> Option<Result<FrameRef<'_>>> {
+        let r = &self.replay;
+        let (si, e) = self.merge.next_before(r, self.end)?;
+        let l = r.session.layout();
+        Some(FrameRef::load(&r.session.file, r.session.index, l.salt_state, r.streams[si].id, e))
+    }
+
+    /// The replay this iterator walks.
+    pub fn replay(&self) -> &Replay {
+        &self.replay
+    }
+
     /// Skips damaged frames instead of yielding their errors; the errors are kept and can be
     /// read from the adaptor ([`SkipDamaged::skipped`]).
     pub fn skip_damaged(self) -> SkipDamaged {

@@ -19,6 +19,7 @@ mod cat;
 mod convert;
 mod demo;
 mod diff;
+mod export;
 mod find;
 mod info;
 mod jsontext;
@@ -104,6 +105,11 @@ enum Command {
     Diff(diff::Args),
     /// Convert between MCAP and .rec (the direction follows the input).
     Convert(convert::Args),
+    /// Export recordings as a Parquet dataset for DuckDB, Polars and Spark (one row per frame).
+    #[command(
+        after_help = "Writes DIR/frames/stream=<name>/part-<recording>-<session>.parquet, DIR/recordings.parquet,\nDIR/streams.parquet and DIR/actions.parquet. Running it again on the same DIR adds new\nrecordings and skips those already there (same id and size).\n\nExit codes: 0 ok, 3 a recording was damaged or interrupted (what was intact is exported), 1 error.\n\nExamples:\n  rec export fleet/ --out dataset\n  rec export run.rec --out dataset --stream odom --json-columns\n  duckdb -c \"SELECT stream, count(*) FROM read_parquet('dataset/frames/**/*.parquet', hive_partitioning = true) GROUP BY stream\""
+    )]
+    Export(export::Args),
     /// Look at a recording in the browser: its timeline, gaps, frames and actions (a local page).
     View(view::Args),
     /// Print a shell completion script (bash, zsh or fish).
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
         Command::Recover(a) => recover::run(a),
         Command::Convert(a) => convert::run(a),
         Command::View(a) => view::run(a),
+        Command::Export(a) => export::run(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Actions(a) => sessions::run_actions(a),
         Command::Diff(a) => diff::run(a),
