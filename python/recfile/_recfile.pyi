@@ -12,8 +12,10 @@ _Path: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
     "Action",
+    "ArrowStream",
     "Checkpoint",
     "Comparison",
+    "Dataset",
     "Divergence",
     "FORMAT_VERSION",
     "Frame",
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "_shutdown",
     "compare_sessions",
+    "dataset",
     "open",
     "recover",
 ]
@@ -247,6 +250,12 @@ class StreamInfo:
 @final
 class Replay:
     """One stream, or several merged on one clock."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The frames as an Arrow C stream (a PyCapsule), one row per frame."""
+    def to_arrow(self, skip_damaged: bool = False) -> Any:
+        """Every frame as a ``pyarrow.Table`` (recording, session, stream, seq, ts, ts_ns, data,
+        encoding, publish_ts)."""
 
     @property
     def streams(self) -> list[str]: ...
@@ -500,3 +509,28 @@ class Comparison:
     def render(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
     def __bool__(self) -> bool: ...
+
+@final
+class ArrowStream:
+    """A one-use Arrow C stream of record batches."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+@final
+class Dataset:
+    """The frames of many recordings as one Arrow stream (see ``recfile.dataset``)."""
+
+    @property
+    def paths(self) -> list[Path]: ...
+    @property
+    def streams(self) -> list[str]: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """A new Arrow C stream over the frames, reading the files again."""
+    def to_arrow_reader(self) -> Any:
+        """The frames as a ``pyarrow.RecordBatchReader``, one file at a time."""
+    def to_arrow(self) -> Any:
+        """Every frame as one ``pyarrow.Table``."""
+    def __len__(self) -> int: ...
+
+def dataset(paths: Sequence[_Path], streams: Sequence[str] | None = None, skip_damaged: bool = False) -> Dataset:
+    """The dataset of these files and directories (``recfile.dataset`` expands globs first)."""

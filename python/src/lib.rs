@@ -6,6 +6,7 @@
 //! it (`python/recfile/`) adds the idioms: reactivex observables, the dimos classes.
 
 mod actions;
+mod arrow;
 mod buffer;
 mod errors;
 mod reader;
@@ -25,5 +26,6 @@ fn _recfile(m: &Bound<'_, PyModule>) -> PyResult<()> {
     writer::register(m)?;
     reader::register(m)?;
     actions::register(m)?;
+    arrow::register(m)?;
     Ok(())
 }

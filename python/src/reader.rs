@@ -25,6 +25,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RealtimeIter>()?;
     m.add_class::<VerifyReportPy>()?;
     m.add_class::<RecoveryReportPy>()?;
+    m.add_class::<ArrowStreamPy>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(recover, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
@@ -504,6 +505,27 @@ pub struct ReplayPy {
     path: PathBuf,
 }
 
+/// A one-use Arrow C stream over batches already made (what `to_arrow` hands to pyarrow).
+#[pyclass(module = "recfile._recfile", name = "ArrowStream", frozen)]
+pub struct ArrowStreamPy {
+    reader: Mutex<Option<Box<dyn arrow_array::RecordBatchReader + Send>>>,
+}
+
+#[pymethods]
+impl ArrowStreamPy {
+    /// The stream (once).
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
+        let _ = requested_schema;
+        let reader = lock(&self.reader).take().ok_or_else(|| value_error("this Arrow stream was already read"))?;
+        crate::arrow::stream_capsule(py, reader)
+    }
+}
+
 /// The window of `iterate*` arguments.
 fn window(
     seek: Option<&Bound<'_, PyAny>>,
@@ -559,6 +581,27 @@ impl ReplayPy {
 
 #[pymethods]
 impl ReplayPy {
+    /// The frames as an Arrow C stream (the Arrow PyCapsule interface), one row per frame with
+    /// the columns of `rec export`: pyarrow, Polars and DuckDB read a replay directly.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
+        let _ = requested_schema;
+        crate::arrow::stream_capsule(py, crate::arrow::replay_batches(&self.replay, false)?)
+    }
+
+    /// Every frame as a `pyarrow.Table`, one row per frame: recording, session, stream, seq, ts
+    /// (timestamp ns UTC), ts_ns, data, encoding, publish_ts. With ``skip_damaged`` damaged
+    /// frames are left out instead of raising.
+    #[pyo3(signature = (skip_damaged=false))]
+    fn to_arrow<'py>(&self, py: Python<'py>, skip_damaged: bool) -> PyResult<Bound<'py, PyAny>> {
+        let stream = ArrowStreamPy { reader: Mutex::new(Some(crate::arrow::replay_batches(&self.replay, skip_damaged)?)) };
+        crate::arrow::pyarrow_reader(Bound::new(py, stream)?.as_any())?.call_method0("read_all")
+    }
+
     /// The streams merged here.
     #[getter]
     fn streams(&self) -> Vec<String> {

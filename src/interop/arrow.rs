@@ -524,3 +524,121 @@ pub fn frame_counts(file: &RecFile) -> BTreeMap<String, u64> {
     }
     out
 }
+
+/// The frames of many recordings as one stream of record batches (every session of every file,
+/// in file order, each session's streams merged in timestamp order), opening one file at a time
+/// so that memory stays flat however many there are. The Python package's `dataset()`.
+pub struct DatasetBatches {
+    schema: SchemaRef,
+    paths: std::vec::IntoIter<std::path::PathBuf>,
+    streams: Vec<String>,
+    options: BatchOptions,
+    file: Option<(std::path::PathBuf, RecFile, usize)>,
+    current: Option<FrameBatches>,
+    skipped: Vec<String>,
+    failed: bool,
+}
+
+impl DatasetBatches {
+    /// Batches of the frames of `paths` (only the streams named in `streams`, or every stream
+    /// when it is empty; a session with none of them is left out).
+    pub fn new(paths: Vec<std::path::PathBuf>, streams: Vec<String>, options: BatchOptions) -> Self {
+        DatasetBatches {
+            schema: frame_schema(&options.json_columns),
+            paths: paths.into_iter(),
+            streams,
+            options,
+            file: None,
+            current: None,
+            skipped: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Damaged frames left out so far (with `skip_damaged`), each naming its file.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// The next session's batches, opening the next file when one is done.
+    fn next_session(&mut self) -> Result<Option<FrameBatches>> {
+        loop {
+            if let Some((path, file, next)) = &mut self.file {
+                while let Some(s) = file.session(*next) {
+                    *next += 1;
+                    let names: Vec<String> = s.stream_names();
+                    let chosen: Vec<&str> = if self.streams.is_empty() {
+                        names.iter().map(String::as_str).collect()
+                    } else {
+                        self.streams.iter().map(String::as_str).filter(|n| names.iter().any(|m| m == n)).collect()
+                    };
+                    if chosen.is_empty() {
+                        continue;
+                    }
+                    let replay = s.replay(&chosen).map_err(|e| in_file(e, path))?;
+                    return FrameBatches::new(replay.iterate(), self.options.clone()).map(Some).map_err(|e| in_file(e, path));
+                }
+                self.file = None;
+            }
+            let Some(path) = self.paths.next() else { return Ok(None) };
+            let file = RecFile::open(&path).map_err(|e| in_file(e, &path))?;
+            self.file = Some((path, file, 0));
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(cur) = &mut self.current {
+                match cur.next_batch() {
+                    Ok(Some(b)) => return Ok(Some(b)),
+                    Ok(None) => {
+                        let path = self.file.as_ref().map(|f| f.0.display().to_string()).unwrap_or_default();
+                        self.skipped.extend(cur.skipped().iter().map(|e| format!("{path}: {e}")));
+                        self.current = None;
+                    }
+                    Err(e) => {
+                        return Err(match &self.file {
+                            Some((p, _, _)) => in_file(e, p),
+                            None => e,
+                        })
+                    }
+                }
+            }
+            match self.next_session()? {
+                Some(b) => self.current = Some(b),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// An error with the file it happened in: a stream of many files' batches must say which.
+fn in_file(e: Error, path: &std::path::Path) -> Error {
+    match e {
+        Error::Io { path: None, source } => Error::Io { path: Some(path.to_path_buf()), source },
+        e @ Error::Io { .. } => e,
+        e => Error::Dataset(format!("{}: {e}", path.display())),
+    }
+}
+
+impl Iterator for DatasetBatches {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_batch() {
+            Ok(b) => b.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(ArrowError::ExternalError(Box::new(e))))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for DatasetBatches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

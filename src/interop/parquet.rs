@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::interop::arrow::{
     actions_batch, infer_json_columns, recordings_batch, session_damage, streams_batch, BatchOptions, FrameBatches,
 };
+use crate::interop::find_recordings;
 use crate::read::{RecFile, Replay};
 use crate::time::Timestamp;
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
@@ -97,37 +98,6 @@ struct ManifestEntry {
     size: u64,
     parts: Vec<String>,
     damage: Vec<String>,
-}
-
-/// The `.rec` files named by `inputs`: files as given, directories searched recursively for
-/// `*.rec` (sorted, so that runs are repeatable). A path that does not exist is an error.
-pub fn find_recordings(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::from(e).with_path(dir))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| Error::from(e).with_path(dir))?;
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "rec") {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in inputs {
-        let meta = std::fs::metadata(p).map_err(|e| Error::from(e).with_path(p))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// A stream name as a Hive partition value: the characters Hive escapes become `%XX`.
