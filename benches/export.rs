@@ -45,11 +45,15 @@ fn main() {
     let mut verify = Vec::new();
     let mut exports = Vec::new();
     for r in 0..runs {
+        // Each run starts with no dirty pages (as benches/compare does for writers): otherwise
+        // one export pays for the previous one's write-back.
+        settle();
         let t = Instant::now();
         let report = RecFile::open(&path).unwrap().verify();
         verify.push(t.elapsed());
         assert!(report.ok(), "{:?}", report.problems);
         let out = dir.join(format!("dataset-{r}"));
+        settle();
         let t = Instant::now();
         let report = export(std::slice::from_ref(&path), &out, &ExportOptions::default(), &|_, _| {}).unwrap();
         exports.push(t.elapsed());

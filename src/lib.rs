@@ -40,6 +40,7 @@ pub mod interop;
 pub mod read;
 pub mod recover;
 pub mod replay;
+pub mod rewrite;
 pub mod session;
 pub mod storage;
 pub mod time;

@@ -61,10 +61,27 @@ def make_fleet(root: Path) -> list[Path]:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
     root = tmp_path_factory.mktemp("fleet")
     paths = make_fleet(root / "in")
-    out = root / "ds"
+    out = root / "dataset"
     p = rec("export", str(root / "in"), "--out", str(out))
     assert p.returncode == 0, p.stderr
     return paths, out
+
+
+def readme_snippet(name: str, cwd: Path) -> dict[str, object]:
+    """Runs the README's snippet `name` (the code block after `<!-- snippet: name -->`) in `cwd`
+    and returns its variables."""
+    text = (ROOT / "README.md").read_text()
+    marker = f"<!-- snippet: {name} -->"
+    assert marker in text, f"README has no {marker}"
+    block = text.split(marker, 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        scope: dict[str, object] = {}
+        exec(compile(block, f"README.md:{name}", "exec"), scope)
+        return scope
+    finally:
+        os.chdir(old)
 
 
 def info_counts(paths: list[Path]) -> dict[str, int]:
@@ -130,6 +147,11 @@ def test_duckdb_counts_windows_and_gaps(fleet: tuple[list[Path], Path]) -> None:
     per_stream = dict(duckdb.sql(f"SELECT stream, sum(frames)::BIGINT FROM '{out / 'streams.parquet'}' GROUP BY stream").fetchall())
     assert per_stream == info_counts(paths)
 
+    # The README's snippet, as written, on this dataset.
+    scope = readme_snippet("duckdb", out.parent)
+    assert dict(scope["counts"]) == info_counts(paths)  # type: ignore[call-overload]
+    assert sorted((n, round(ms)) for n, ms in scope["gaps"]) == planted_gaps()  # type: ignore[attr-defined]
+
 
 def test_polars_counts_windows_and_gaps(fleet: tuple[list[Path], Path]) -> None:
     pl = pytest.importorskip("polars")
@@ -159,29 +181,22 @@ def test_spark_reads_the_dataset(fleet: tuple[list[Path], Path]) -> None:
         import pyspark  # noqa: F401
     else:
         pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
 
     paths, out = fleet
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("recfile-export-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        # Spark has no nanosecond timestamps: it reads ts and publish_ts as longs (ns).
-        .config("spark.sql.legacy.parquet.nanosAsLong", "true")
-        .getOrCreate()
-    )
+    # The README's snippet, as written, makes the session and answers the count.
+    scope = readme_snippet("spark", out.parent)
+    spark = scope["spark"]
     try:
-        frames = spark.read.parquet(str(out / "frames"))
-        got = {r["stream"]: r["count"] for r in frames.groupBy("stream").count().collect()}
-        assert got == info_counts(paths)
+        assert scope["counts"] == info_counts(paths)
+        assert scope["sessions"] == 3
+        frames = spark.read.parquet(str(out / "frames"))  # type: ignore[attr-defined]
         lo, hi = window()
         n = frames.where(f"ts BETWEEN {lo} AND {hi}").count()
         assert n == len(cat_window(paths[0], lo, hi))
-        recs = spark.read.parquet(str(out / "recordings.parquet"))
+        recs = spark.read.parquet(str(out / "recordings.parquet"))  # type: ignore[attr-defined]
         assert sorted(r["name"] for r in recs.select("name").collect()) == ["run-0", "run-1", "run-2"]
     finally:
-        spark.stop()
+        spark.stop()  # type: ignore[attr-defined]
 
 
 def test_dataset_streams_recordings_that_were_never_exported(tmp_path: Path) -> None:

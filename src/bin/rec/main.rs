@@ -28,6 +28,7 @@ mod play;
 mod progress;
 mod record;
 mod recover;
+mod rewrite;
 mod sessions;
 mod verify;
 mod view;
@@ -110,6 +111,21 @@ enum Command {
         after_help = "Writes DIR/frames/stream=<name>/part-<recording>-<session>.parquet, DIR/recordings.parquet,\nDIR/streams.parquet and DIR/actions.parquet. Running it again on the same DIR adds new\nrecordings and skips those already there (same id and size).\n\nExit codes: 0 ok, 3 a recording was damaged or interrupted (what was intact is exported), 1 error.\n\nExamples:\n  rec export fleet/ --out dataset\n  rec export run.rec --out dataset --stream odom --json-columns\n  duckdb -c \"SELECT stream, count(*) FROM read_parquet('dataset/frames/**/*.parquet', hive_partitioning = true) GROUP BY stream\""
     )]
     Export(export::Args),
+    /// Copy some streams, a time window or a session of a file into a new file.
+    #[command(
+        after_help = "Encodings, schemas, metadata and actions are kept exactly.\n\nExamples:\n  rec filter drive.rec odom.rec --stream odom\n  rec filter drive.rec short.rec --from 2024-01-01T00:00:10Z --until 2024-01-01T00:00:20Z\n  rec filter drive.rec nocam.rec --exclude camera --stream-regex '^/tf'"
+    )]
+    Filter(rewrite::FilterArgs),
+    /// Merge the sessions of several files into one new file.
+    #[command(
+        after_help = "Examples:\n  rec merge a.rec b.rec both.rec\n  rec merge bag_0.rec bag_1.rec bag.rec --one-session drive\n  rec merge left.rec right.rec stereo.rec --one-session run --prefix"
+    )]
+    Merge(rewrite::MergeArgs),
+    /// Cut one recording into pieces by time or size, on frame boundaries.
+    #[command(
+        after_help = "Examples:\n  rec split drive.rec --every 60s drive-%03d.rec\n  rec split drive.rec --max-bytes 1GiB 'piece-{}.rec'"
+    )]
+    Split(rewrite::SplitArgs),
     /// Look at a recording in the browser: its timeline, gaps, frames and actions (a local page).
     View(view::Args),
     /// Print a shell completion script (bash, zsh or fish).
@@ -155,6 +171,9 @@ fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a),
         Command::View(a) => view::run(a),
         Command::Export(a) => export::run(a),
+        Command::Filter(a) => rewrite::run_filter(a),
+        Command::Merge(a) => rewrite::run_merge(a),
+        Command::Split(a) => rewrite::run_split(a),
         Command::Sessions(a) => sessions::run_sessions(a),
         Command::Actions(a) => sessions::run_actions(a),
         Command::Diff(a) => diff::run(a),
