@@ -298,19 +298,49 @@ impl FrameBatches {
     }
 }
 
+/// A record batch reader's next item: the batch, or the error once, then the end (a reader
+/// that failed stops, as the Arrow C stream interface expects).
+fn reader_item<S: BatchSource>(source: &mut S) -> Option<std::result::Result<RecordBatch, ArrowError>> {
+    if *source.failed() {
+        return None;
+    }
+    match source.next_batch() {
+        Ok(b) => b.map(Ok),
+        Err(e) => {
+            *source.failed() = true;
+            Some(Err(ArrowError::ExternalError(Box::new(e))))
+        }
+    }
+}
+
+/// What [`reader_item`] needs of a batch reader.
+trait BatchSource {
+    fn failed(&mut self) -> &mut bool;
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+}
+
+impl BatchSource for FrameBatches {
+    fn failed(&mut self) -> &mut bool {
+        &mut self.failed
+    }
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        FrameBatches::next_batch(self)
+    }
+}
+
+impl BatchSource for DatasetBatches {
+    fn failed(&mut self) -> &mut bool {
+        &mut self.failed
+    }
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        DatasetBatches::next_batch(self)
+    }
+}
+
 impl Iterator for FrameBatches {
     type Item = std::result::Result<RecordBatch, ArrowError>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.next_batch() {
-            Ok(b) => b.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(ArrowError::ExternalError(Box::new(e))))
-            }
-        }
+        reader_item(self)
     }
 }
 
@@ -624,16 +654,7 @@ fn in_file(e: Error, path: &std::path::Path) -> Error {
 impl Iterator for DatasetBatches {
     type Item = std::result::Result<RecordBatch, ArrowError>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.next_batch() {
-            Ok(b) => b.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(ArrowError::ExternalError(Box::new(e))))
-            }
-        }
+        reader_item(self)
     }
 }
 
