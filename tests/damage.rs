@@ -185,3 +185,50 @@ fn one_flipped_byte_in_every_record_of_finished_sessions() {
 fn one_flipped_byte_in_every_record_with_an_interrupted_last_session() {
     sweep(false);
 }
+
+/// Two consecutive frame records of another file (another session salt).
+fn foreign_records() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.rec");
+    let mut rec = RecorderOptions::new().create(&path).unwrap();
+    let mut s = rec.start_session("other").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    s.write(a, Timestamp::from_nanos(5), b"one").unwrap();
+    s.write(a, Timestamp::from_nanos(6), b"two!").unwrap();
+    s.finish().unwrap();
+    drop(rec);
+    let file = std::fs::read(&path).unwrap();
+    let frames: Vec<_> = records(&file).into_iter().filter(|r| r.2 == 3).collect();
+    assert_eq!(frames.len(), 2);
+    file[frames[0].0 as usize..frames[1].1 as usize].to_vec()
+}
+
+/// Bytes inside a damaged checkpoint that look like records of some other session (a repeated
+/// empty record, or real records of another file) neither end the scan of the interrupted
+/// session nor hide its later frames. The fuzzer found the first: a flipped bit made two
+/// identical 9-byte "records" of zeros, which agree on any salt.
+#[test]
+fn record_lookalikes_inside_a_damaged_checkpoint_do_not_end_the_tail_scan() {
+    let original = three_sessions(false);
+    let want = frames_of(&RecFile::from_bytes(original.clone()).unwrap());
+    let last_start = records(&original).into_iter().filter(|r| r.2 == 1).map(|r| r.0).max().unwrap();
+    let empty_checkpoint = [0u8, 0, 0, 0, 0, 0, 0, 0, 4];
+    let plants = [empty_checkpoint.repeat(2), foreign_records()];
+    let mut planted = 0;
+    for &(at, end, kind) in records(&original).iter().filter(|r| r.2 == 4 && r.0 > last_start) {
+        for (pi, plant) in plants.iter().enumerate() {
+            let body = at + 9;
+            if end - body < plant.len() as u64 + 2 {
+                continue;
+            }
+            let mut d = original.clone();
+            let p = (body + 1) as usize;
+            d[p..p + plant.len()].copy_from_slice(plant);
+            let what = format!("record kind {kind} at {at}, look-alike {pi} planted at {p}");
+            let (should, kept) = check_damaged(&original, d, &want, |a, b| b <= at || a >= end, &what);
+            assert_eq!(should, kept);
+            planted += 1;
+        }
+    }
+    assert!(planted >= 4, "the test plants into several checkpoints ({planted})");
+}

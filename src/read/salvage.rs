@@ -162,8 +162,14 @@ fn inferred_salt_at(file: &[u8], at: u64) -> Option<u32> {
         return None;
     }
     let start = at as usize;
-    let stored = u32::from_le_bytes(file[start..start + 4].try_into().ok()?);
-    let salt = infer_salt(&file[start + 4..r.end() as usize], stored);
+    let first = file.get(start..r.end() as usize)?;
+    // Two byte-identical records agree on every salt (the CRC of the same bytes): repeated
+    // bytes inside a damaged record (runs of zeros with one kind byte, say) prove nothing.
+    if file.get(r.end() as usize..).is_some_and(|rest| rest.starts_with(first)) {
+        return None;
+    }
+    let stored = u32::from_le_bytes(first[..4].try_into().ok()?);
+    let salt = infer_salt(&first[4..], stored);
     let next = read_record(file, r.end(), Some(salt)).ok()?;
     (next.kind() != Some(Kind::SessionStart)).then_some(salt)
 }
@@ -178,8 +184,9 @@ enum Found {
     Orphan(u32),
 }
 
-/// The next offset after `from` where something validates.
-fn resync(file: &[u8], from: u64, salt: Option<u32>) -> Option<(u64, Found)> {
+/// The next offset after `from` where something validates. Sessions whose start is damaged
+/// (`Found::Orphan`) are looked for only when `orphans` is set.
+fn resync(file: &[u8], from: u64, salt: Option<u32>, orphans: bool) -> Option<(u64, Found)> {
     let len = file.len() as u64;
     let mut at = from;
     while at + RECORD_HEADER_LEN as u64 <= len {
@@ -194,7 +201,7 @@ fn resync(file: &[u8], from: u64, salt: Option<u32>) -> Option<(u64, Found)> {
             if session_start_at(file, at).is_some() {
                 return Some((at, Found::Start));
             }
-            if let Some(s) = inferred_salt_at(file, at) {
+            if let Some(s) = orphans.then(|| inferred_salt_at(file, at)).flatten() {
                 if salt.is_none() || Some(s) != salt {
                     return Some((at, Found::Orphan(s)));
                 }
@@ -206,9 +213,12 @@ fn resync(file: &[u8], from: u64, salt: Option<u32>) -> Option<(u64, Found)> {
 }
 
 /// The next offset from `from` where a record of the session with `salt` validates, unless a
-/// SessionStart comes first (then `None`: what follows belongs to another session).
+/// SessionStart comes first (then `None`: what follows belongs to another session). Records of
+/// other salts are passed over (§7 rule 3: a tail scan resynchronises on its own salt only), so
+/// bytes inside a damaged record that happen to look like another session's records cannot end
+/// the scan early.
 pub(crate) fn resync_same(file: &[u8], from: u64, salt: u32) -> Option<u64> {
-    match resync(file, from, Some(salt))? {
+    match resync(file, from, Some(salt), false)? {
         (at, Found::Same) => Some(at),
         _ => None,
     }
@@ -217,7 +227,7 @@ pub(crate) fn resync_same(file: &[u8], from: u64, salt: u32) -> Option<u64> {
 /// The first offset at or after `from` where a session's start validates, or two records
 /// agree on a salt (records of some session).
 pub(crate) fn first_valid_from(file: &[u8], from: u64) -> Option<u64> {
-    resync(file, from, None).map(|(at, _)| at)
+    resync(file, from, None, true).map(|(at, _)| at)
 }
 
 /// Every session of `file[from..to]` by a forward scan that resynchronises after damage.
@@ -251,7 +261,7 @@ pub(crate) fn salvage(file: &[u8], from: u64, to: u64) -> (Vec<SalvagedSession>,
             Some(s) => read_record(file, at, Some(s.salt)).err().map(|e| e.to_string()).unwrap_or_default(),
             None => "not a record of any session".to_string(),
         };
-        let next = resync(file, at + 1, cur.as_ref().map(|s| s.salt));
+        let next = resync(file, at + 1, cur.as_ref().map(|s| s.salt), true);
         let damage_end = next.as_ref().map_or(len, |(o, _)| *o);
         let damage = Damage { offset: at, len: damage_end - at, what: kind_name(file, at), reason };
         match next {
