@@ -303,7 +303,7 @@ impl RecFile {
             for (pos, st) in s.streams.iter().enumerate() {
                 let name = &st.def.name;
                 let mut digest = Digest::default();
-                match inner.runs(si, pos) {
+                match inner.checked_runs(si, pos) {
                     Err(e) => w.problem(s.index_offset.unwrap_or(s.offset), Some(si), format!("index of stream {name:?}: {e}")),
                     Ok(runs) => {
                         let mut prev: Option<(i64, u64)> = None;

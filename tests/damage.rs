@@ -16,15 +16,21 @@ type FrameFacts = (i64, Vec<u8>, u64, u64);
 
 /// Three sessions: json and raw streams, metadata, actions, checkpoints every 7 frames.
 fn three_sessions(last_finished: bool) -> Vec<u8> {
+    sessions_of(last_finished, 3, 20, 7)
+}
+
+/// `sessions` sessions of `frames` odom frames each (and a lidar frame every third), with a
+/// checkpoint every `every` frames.
+fn sessions_of(last_finished: bool, sessions: usize, frames: i64, every: u64) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("three.rec");
-    let opts = RecorderOptions::new().checkpoint_every_frames(7);
+    let opts = RecorderOptions::new().checkpoint_every_frames(every);
     let mut rec = opts.create(&path).unwrap();
-    for si in 0..3 {
+    for si in 0..sessions {
         let mut s = rec.start_session_with_metadata(&format!("run-{si}"), &[("robot", "go2")]).unwrap();
         let odom = s.add_stream("odom", "json").unwrap();
         let lidar = s.add_stream_with_schema("lidar", "raw", "Scan", b"schema").unwrap();
-        for i in 0..20i64 {
+        for i in 0..frames {
             let t = Timestamp::from_nanos(1_000_000_000 * (si as i64 + 1) + i * 1_000_000);
             s.write(odom, t, format!("{{\"x\":{i}.5}}").as_bytes()).unwrap();
             if i % 3 == 0 {
@@ -35,7 +41,7 @@ fn three_sessions(last_finished: bool) -> Vec<u8> {
                 s.record_call("plan", &i, |x| Ok::<_, String>(x * 2)).unwrap().unwrap();
             }
         }
-        if si < 2 || last_finished {
+        if si + 1 < sessions || last_finished {
             s.finish().unwrap();
         } else {
             s.checkpoint().unwrap();
@@ -231,4 +237,73 @@ fn record_lookalikes_inside_a_damaged_checkpoint_do_not_end_the_tail_scan() {
         }
     }
     assert!(planted >= 4, "the test plants into several checkpoints ({planted})");
+}
+
+/// Every answer a replay gives about its frames, from the file alone: the ground truth for
+/// comparing a damaged index against the intact file.
+fn answers(f: &RecFile, probes: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (si, s) in f.sessions().iter().enumerate() {
+        for names in [vec!["odom"], vec!["lidar"], vec![]] {
+            let r = s.replay(&names).unwrap();
+            let id = |fr: Option<recfile::Frame>| fr.map(|fr| (fr.offset(), fr.timestamp().as_nanos()));
+            out.push(format!("{si} {names:?} first {:?} last {:?}", r.first_timestamp(), r.last_timestamp()));
+            out.push(format!("{si} {names:?} all {:?}", r.iterate().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
+            out.push(format!("{si} {names:?} scan {:?}", r.scan().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
+            out.push(format!("{si} {names:?} at {:?}", (0..r.len()).map(|i| r.load(i).ok().map(|fr| fr.offset())).collect::<Vec<_>>()));
+            out.push(format!("{si} {names:?} ts {:?}", r.timestamps()));
+            for &t in probes {
+                let t0 = Timestamp::from_nanos(t);
+                out.push(format!(
+                    "{si} {names:?} t={t}: {:?} {:?} {:?} {} {:?}",
+                    id(r.find_closest(t0, None)),
+                    id(r.find_before(t0)),
+                    id(r.find_after(t0)),
+                    r.position_of(t0),
+                    r.iterate_range(t0, Some(Timestamp::from_nanos(t + 3_000_000)))
+                        .map(|x| x.map(|fr| fr.offset()).ok())
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A flipped byte in an index entry (its timestamp or its frame's offset), in every block of
+/// every checkpoint that a finished session's index references in place (blocks of 100 odom
+/// and 34 lidar entries), and of an interrupted one's: every lookup, walk and count gives what
+/// it gives on the intact file. Entries are hints checked against the frames they name; a wrong
+/// one sends the stream to its scanned frames.
+#[test]
+fn a_damaged_index_entry_changes_no_answer() {
+    for last_finished in [true, false] {
+        damaged_entries(sessions_of(last_finished, 2, 300, 134));
+    }
+}
+
+fn damaged_entries(original: Vec<u8>) {
+    let f = RecFile::from_bytes(original.clone()).unwrap();
+    let mut probes: Vec<i64> = frames_of(&f).values().flat_map(|v| [v.0 - 1, v.0, v.0 + 1, v.0 + 400_000]).collect();
+    probes.extend([0, i64::MAX, i64::MIN]);
+    probes.sort_unstable();
+    probes.dedup();
+    let want = answers(&f, &probes);
+    let mut flips = 0;
+    for &(at, end, _) in records(&original).iter().filter(|r| r.2 == 4) {
+        let cp = recfile::format::record::CheckpointBody::decode(&original[at as usize + 9..end as usize], at).unwrap();
+        for b in &cp.blocks {
+            let n = u64::from(b.count);
+            for (entry, byte) in [(0, 0), (n / 2, 7), (n - 1, 1), (n - 1, 8), (0, 13)] {
+                let mut d = original.clone();
+                d[(b.entries_offset + 16 * entry + byte) as usize] ^= 0x21;
+                let got = answers(&RecFile::from_bytes(d).unwrap(), &probes);
+                for (w, g) in want.iter().zip(&got) {
+                    assert_eq!(w, g, "checkpoint at {at}, stream {} entry {entry} byte {byte} flipped", b.stream);
+                }
+                flips += 1;
+            }
+        }
+    }
+    assert!(flips >= 20, "{flips} flips");
 }

@@ -30,6 +30,12 @@ pub(crate) struct FileInner {
     pub live: bool,
     pub warnings: Vec<String>,
     run_cache: Vec<Vec<RunCell>>,
+    /// Per stream, whether every run its index references lies in a record whose CRC holds:
+    /// found only when a lookup or a walk meets an entry that does not name its frame.
+    index_trusted: Vec<Vec<OnceLock<bool>>>,
+    /// Per stream, its runs as found by scanning the session's records (the fallback when its
+    /// index cannot be trusted), built on first need.
+    scanned: Vec<Vec<OnceLock<Arc<[Run]>>>>,
     /// Per session, the byte ranges of the checkpoint records that validated (walked back from
     /// the last checkpoint), found on first use.
     checked_checkpoints: Vec<OnceLock<Vec<(u64, u64)>>>,
@@ -45,29 +51,45 @@ impl FileInner {
         }
     }
 
-    /// The runs of stream `stream` of session `session`, read once and cached. Runs that point
-    /// into checkpoint records are used only when those records pass their CRC; otherwise the
-    /// stream's frames are found by scanning the session's records (spec §7, "Reading a damaged
-    /// file").
+    /// The runs of stream `stream` of session `session`, read once and cached. Their entries
+    /// are hints (spec §7): every lookup and walk checks the entries it relies on against the
+    /// frames they name, and only when one does not match are the checkpoint records behind
+    /// the runs checked ([`FileInner::index_trusted`]); opening a stream costs no pass over
+    /// its index.
     pub fn runs(&self, session: usize, stream: usize) -> Result<Arc<[Run]>> {
         let layout = &self.sessions[session].streams[stream];
         let cell = &self.run_cache[session][stream];
-        cell.get_or_init(|| {
-            let runs: Arc<[Run]> = match &layout.runs {
-                RunSource::Built(r) => r.clone(),
-                RunSource::Directory { offset, count } => match directory_runs(self.bytes(), *offset, *count) {
-                    Ok(r) => r.into(),
-                    Err(_) => return Ok(self.scanned_runs(session, stream)),
-                },
-            };
-            if self.runs_checked(session, &runs) {
-                Ok(runs)
-            } else {
-                Ok(self.scanned_runs(session, stream))
-            }
+        cell.get_or_init(|| match &layout.runs {
+            RunSource::Built(r) => Ok(r.clone()),
+            RunSource::Directory { offset, count } => match directory_runs(self.bytes(), *offset, *count) {
+                Ok(r) => Ok(r.into()),
+                Err(_) => Ok(self.scanned(session, stream)),
+            },
         })
         .clone()
         .map_err(|reason| Error::Malformed { what: "index", offset: self.sessions[session].index_offset.unwrap_or(0), reason })
+    }
+
+    /// The runs of a stream that every entry can be relied on: its index when the records
+    /// behind its runs pass their CRCs, else the runs found by scanning its session (what
+    /// verification and whole-stream reads use).
+    pub fn checked_runs(&self, session: usize, stream: usize) -> Result<Arc<[Run]>> {
+        let runs = self.runs(session, stream)?;
+        Ok(if self.index_trusted(session, stream) { runs } else { self.scanned(session, stream) })
+    }
+
+    /// Whether the runs of a stream's index lie in records whose CRC holds (checked once, on
+    /// first need: O(checkpoints) reads).
+    pub fn index_trusted(&self, session: usize, stream: usize) -> bool {
+        *self.index_trusted[session][stream].get_or_init(|| match self.runs(session, stream) {
+            Ok(runs) => self.runs_checked(session, &runs),
+            Err(_) => false,
+        })
+    }
+
+    /// The runs of a stream found by scanning its session's records, built once.
+    pub fn scanned(&self, session: usize, stream: usize) -> Arc<[Run]> {
+        self.scanned[session][stream].get_or_init(|| self.scanned_runs(session, stream)).clone()
     }
 
     /// Whether every run in the file lies inside a record whose CRC holds: the session's Index
@@ -102,6 +124,11 @@ impl FileInner {
         entries.sort_unstable();
         Arc::from(super::layout::owned_runs(&entries))
     }
+}
+
+/// One empty cell per stream of every session.
+fn per_stream<T>(sessions: &[SessionLayout]) -> Vec<Vec<OnceLock<T>>> {
+    sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect()
 }
 
 /// An open `.rec` file, read through a memory map. Cheap to clone; every handle derived from
@@ -202,8 +229,21 @@ impl RecFile {
         };
         let run_cache = sessions.iter().map(|s| s.streams.iter().map(|_| OnceLock::new()).collect()).collect();
         let checked_checkpoints = sessions.iter().map(|_| OnceLock::new()).collect();
+        let (index_trusted, scanned) = (per_stream(&sessions), per_stream(&sessions));
         Ok(RecFile {
-            inner: Arc::new(FileInner { data, path: None, header, slots, sessions, live, warnings, run_cache, checked_checkpoints }),
+            inner: Arc::new(FileInner {
+                data,
+                path: None,
+                header,
+                slots,
+                sessions,
+                live,
+                warnings,
+                run_cache,
+                checked_checkpoints,
+                index_trusted,
+                scanned,
+            }),
         })
     }
 

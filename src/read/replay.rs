@@ -5,7 +5,9 @@ use super::frame::{Frame, FrameRef};
 use super::layout::{Run, RunLoc};
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry};
+use crate::format::record::{Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
 use crate::time::{duration_nanos, Timestamp};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -30,6 +32,13 @@ impl StreamIndex {
         let len = runs.last().map_or(0, |r| r.cum_start + r.count);
         let firsts = runs.iter().map(|r| r.first_ts).collect();
         StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, firsts, last_ts, len }
+    }
+
+    /// The same stream over other runs (its frames as found by a scan of the session).
+    fn with_runs(&self, runs: Arc<[Run]>, last_ts: i64) -> Self {
+        let mut s = StreamIndex::new(self.id, "", "", runs, last_ts);
+        (s.name, s.encoding) = (self.name.clone(), self.encoding.clone());
+        s
     }
 }
 
@@ -81,6 +90,75 @@ impl Replay {
     /// Whether there are no frames.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether an index entry names its frame: the record at its offset frames as a Frame of
+    /// this stream with this timestamp. Only the record's header is read; the frame's CRC is
+    /// checked when it is loaded. Entries are hints (spec §7): a lookup trusts the cursor it
+    /// found once the entries on both sides of it name their frames, because genuine entries
+    /// at adjacent positions of a sorted index bracket exactly one answer.
+    #[inline]
+    fn names_frame(&self, s: &StreamIndex, e: IndexEntry) -> bool {
+        let bytes = self.session.file.bytes();
+        let Ok(at) = usize::try_from(e.offset) else { return false };
+        let Some(h) = at.checked_add(RECORD_HEADER_LEN + 10).and_then(|end| bytes.get(at..end)) else { return false };
+        let body_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        h[8] == Kind::Frame as u8
+            && body_len >= FRAME_FIXED_LEN
+            && body_len <= bytes.len() - at - RECORD_HEADER_LEN
+            && i64::from_le_bytes([h[9], h[10], h[11], h[12], h[13], h[14], h[15], h[16]]) == e.ts
+            && u16::from_le_bytes([h[17], h[18]]) == s.id
+    }
+
+    /// Whether the entries on both sides of cursor `c` name their frames.
+    #[inline]
+    fn bracket_holds(&self, s: &StreamIndex, c: Cursor) -> bool {
+        let names = |c: Option<Cursor>| c.and_then(|c| self.at(s, c)).is_none_or(|e| self.names_frame(s, e));
+        names(Some(c)) && names(self.prev(s, c))
+    }
+
+    /// The stream over the runs found by scanning its session, when the checkpoint records
+    /// behind its index fail their CRC (checked once per stream, only after an entry did not
+    /// name its frame); `None` when the index holds (the frame itself is then damaged).
+    fn fallback(&self, s: &StreamIndex) -> Option<StreamIndex> {
+        let (file, session, pos) = (&self.session.file, self.session.index, usize::from(s.id));
+        if file.index_trusted(session, pos) {
+            return None;
+        }
+        let runs = file.scanned(session, pos);
+        let last_ts = runs.last().map(|r| self.run_entries(r)).and_then(|e| e.len().checked_sub(1).map(|i| e.get(i).ts));
+        let last_ts = last_ts.unwrap_or(s.last_ts);
+        Some(s.with_runs(runs, last_ts))
+    }
+
+    /// `bound(s)`, checked: when an entry beside the cursor does not name its frame and the
+    /// stream's index fails its checks, the same bound over the stream's scanned frames.
+    #[inline]
+    fn checked_bound<'s>(&self, s: &'s StreamIndex, bound: impl Fn(&StreamIndex) -> Cursor) -> (Cow<'s, StreamIndex>, Cursor) {
+        let c = bound(s);
+        if self.bracket_holds(s, c) {
+            return (Cow::Borrowed(s), c);
+        }
+        match self.fallback(s) {
+            Some(f) => {
+                let c = bound(&f);
+                (Cow::Owned(f), c)
+            }
+            None => (Cow::Borrowed(s), c),
+        }
+    }
+
+    /// The first (`last == false`) or last entry of a stream, checked against its frame.
+    fn checked_end(&self, s: &StreamIndex, last: bool) -> Option<IndexEntry> {
+        let end = |s: &StreamIndex| if last { s.len.checked_sub(1).and_then(|i| self.entry(s, i)) } else { self.entry(s, 0) };
+        let e = end(s)?;
+        if self.names_frame(s, e) {
+            return Some(e);
+        }
+        match self.fallback(s) {
+            Some(f) => end(&f),
+            None => Some(e),
+        }
     }
 
     #[inline]
@@ -227,14 +305,19 @@ impl Replay {
         }
         if let [s] = self.streams.as_slice() {
             let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
-            return self.load_entry(s, e);
+            return match self.load_entry(s, e) {
+                Err(err) => match self.fallback(s) {
+                    Some(f) => self.load_entry(&f, self.entry(&f, i).ok_or(Error::IndexOutOfRange { index: i, len: f.len })?),
+                    None => Err(err),
+                },
+                ok => ok,
+            };
         }
         let mut m = MergeState::new(self, |_, _| (0, 0));
         for _ in 0..i {
-            m.next_entry(self);
+            m.next_loaded(self, None, |_, _| Ok(()));
         }
-        let (si, e) = m.next_entry(self).ok_or(Error::IndexOutOfRange { index: i, len })?;
-        self.load_entry(&self.streams[si], e)
+        m.next_loaded(self, None, |s, e| self.load_entry(s, e)).unwrap_or(Err(Error::IndexOutOfRange { index: i, len }))
     }
 
     /// The first frame in timestamp order.
@@ -249,17 +332,12 @@ impl Replay {
 
     /// Smallest timestamp.
     pub fn first_timestamp(&self) -> Option<Timestamp> {
-        self.streams.iter().filter_map(|s| self.entry(s, 0)).map(|e| e.ts).min().map(Timestamp::from_nanos)
+        self.streams.iter().filter_map(|s| self.checked_end(s, false)).map(|e| e.ts).min().map(Timestamp::from_nanos)
     }
 
     /// Largest timestamp.
     pub fn last_timestamp(&self) -> Option<Timestamp> {
-        self.streams
-            .iter()
-            .filter_map(|s| s.len.checked_sub(1).and_then(|i| self.entry(s, i)))
-            .map(|e| e.ts)
-            .max()
-            .map(Timestamp::from_nanos)
+        self.streams.iter().filter_map(|s| self.checked_end(s, true)).map(|e| e.ts).max().map(Timestamp::from_nanos)
     }
 
     /// `last_timestamp - first_timestamp` (zero when empty).
@@ -273,7 +351,8 @@ impl Replay {
     /// The entry closest to `t` in one stream: (distance, entry); ties go to the earlier.
     #[inline]
     fn closest_in(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
-        let c = self.lower(s, t);
+        let (s, c) = self.checked_bound(s, |s| self.lower(s, t));
+        let s = &*s;
         let after = self.at(s, c);
         let before_c = self.prev(s, c);
         let before = before_c.and_then(|b| self.at(s, b));
@@ -282,7 +361,12 @@ impl Replay {
             (Some(b), _) => {
                 // Of equal timestamps, the earliest arrival: search again only if there are several.
                 let dup = before_c.and_then(|bc| self.prev(s, bc)).and_then(|p| self.at(s, p)).is_some_and(|p| p.ts == b.ts);
-                let first = if dup { self.at(s, self.lower(s, b.ts)).unwrap_or(b) } else { b };
+                let first = if dup {
+                    let (s, c) = self.checked_bound(s, |s| self.lower(s, b.ts));
+                    self.at(&s, c).unwrap_or(b)
+                } else {
+                    b
+                };
                 Some((t.abs_diff(b.ts), first))
             }
             (None, Some(a)) => Some((a.ts.abs_diff(t), a)),
@@ -329,8 +413,8 @@ impl Replay {
     pub fn try_find_before(&self, t: Timestamp) -> Result<Option<Frame>> {
         let t = t.as_nanos();
         let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
-            let c = self.prev(s, self.upper(s, t))?;
-            self.at(s, c).map(|e| (si, e))
+            let (s, c) = self.checked_bound(s, |s| self.upper(s, t));
+            self.at(&s, self.prev(&s, c)?).map(|e| (si, e))
         });
         // Latest timestamp wins, then latest arrival.
         match c.max_by_key(|&(_, e)| (e.ts, e.offset)) {
@@ -347,7 +431,10 @@ impl Replay {
     /// Like [`Replay::find_after`], reporting a damaged frame as an error.
     pub fn try_find_after(&self, t: Timestamp) -> Result<Option<Frame>> {
         let t = t.as_nanos();
-        let c = self.streams.iter().enumerate().filter_map(|(si, s)| self.at(s, self.lower(s, t)).map(|e| (si, t.abs_diff(e.ts), e)));
+        let c = self.streams.iter().enumerate().filter_map(|(si, s)| {
+            let (s, c) = self.checked_bound(s, |s| self.lower(s, t));
+            self.at(&s, c).map(|e| (si, t.abs_diff(e.ts), e))
+        });
         self.pick(c, None)
     }
 
@@ -355,8 +442,11 @@ impl Replay {
     /// touched): for densities and gap searches over millions of frames.
     pub fn timestamps(&self) -> Vec<i64> {
         let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        let file = &self.session.file;
         for s in &self.streams {
-            for run in s.runs.iter() {
+            // Every entry is used here, none checked against its frame: the index must hold.
+            let runs = file.checked_runs(self.session.index, usize::from(s.id)).unwrap_or_else(|_| s.runs.clone());
+            for run in runs.iter() {
                 let e = self.run_entries(run);
                 out.extend((0..e.len()).map(|i| e.get(i).ts));
             }
@@ -369,7 +459,13 @@ impl Replay {
 
     /// Number of frames with timestamp < `t` (the position `t` would take).
     pub fn position_of(&self, t: Timestamp) -> u64 {
-        self.streams.iter().map(|s| self.position(s, self.lower_with(s, t.as_nanos(), false))).sum()
+        self.streams
+            .iter()
+            .map(|s| {
+                let (s, c) = self.checked_bound(s, |s| self.lower_with(s, t.as_nanos(), false));
+                self.position(&s, c)
+            })
+            .sum()
     }
 
     /// Every frame in timestamp order (ties in arrival order). Each item is a `Result`: a
@@ -405,54 +501,123 @@ impl Replay {
 }
 
 /// Cursor state of a k-way merge of streams by (timestamp, offset). With one stream the heap
-/// holds one element and the merge is a plain walk.
+/// holds one element and the merge is a plain walk. It holds its own copy of the streams'
+/// indexes: a stream whose index turns out damaged mid-walk is switched to its scanned frames.
 #[derive(Clone)]
 struct MergeState {
     heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
     pos: Vec<Cursor>,
+    streams: Vec<StreamIndex>,
+    /// The last entry of each stream handed out and loaded: where a switched stream resumes.
+    last: Vec<Option<IndexEntry>>,
+    switched: Vec<bool>,
 }
 
 impl MergeState {
     fn new(r: &Replay, start: impl Fn(&Replay, &StreamIndex) -> Cursor) -> Self {
-        let mut heap = BinaryHeap::with_capacity(r.streams.len());
-        let mut pos = Vec::with_capacity(r.streams.len());
-        for (si, s) in r.streams.iter().enumerate() {
-            let c = start(r, s);
-            if r.streams.len() > 1 {
-                if let Some(e) = r.at(s, c) {
-                    heap.push(Reverse((e.ts, e.offset, si)));
+        let n = r.streams.len();
+        let mut m = MergeState {
+            heap: BinaryHeap::with_capacity(n),
+            pos: Vec::with_capacity(n),
+            streams: Vec::with_capacity(n),
+            last: vec![None; n],
+            switched: Vec::with_capacity(n),
+        };
+        for s in &r.streams {
+            let (s, c) = r.checked_bound(s, |s| start(r, s));
+            m.switched.push(matches!(s, Cow::Owned(_)));
+            m.pos.push(c);
+            m.streams.push(s.into_owned());
+        }
+        if n > 1 {
+            for si in 0..n {
+                if let Some(e) = r.at(&m.streams[si], m.pos[si]) {
+                    m.heap.push(Reverse((e.ts, e.offset, si)));
                 }
             }
-            pos.push(c);
         }
-        MergeState { heap, pos }
+        m
     }
 
-    /// The next entry with a timestamp before `end`; past it, the walk stays exhausted.
+    /// The next frame before `end`, loaded by `load`; past `end`, the walk stays exhausted.
+    /// When an entry does not lead to its frame (or claims to be past `end`) and the
+    /// stream's index fails its checks, the stream is switched to its scanned frames and the
+    /// walk goes on after the last frame it gave.
     #[inline]
-    fn next_before(&mut self, r: &Replay, end: Option<i64>) -> Option<(usize, IndexEntry)> {
-        let (si, e) = self.next_entry(r)?;
-        if end.is_some_and(|end| e.ts >= end) {
-            self.heap.clear();
-            self.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
-            return None;
+    fn next_loaded<T>(&mut self, r: &Replay, end: Option<i64>, load: impl Fn(&StreamIndex, IndexEntry) -> Result<T>) -> Option<Result<T>> {
+        loop {
+            let (si, e) = self.next_entry(r)?;
+            if end.is_some_and(|end| e.ts >= end) {
+                if !r.names_frame(&self.streams[si], e) && self.switch(r, si, self.last[si]) {
+                    continue;
+                }
+                self.heap.clear();
+                self.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
+                return None;
+            }
+            match load(&self.streams[si], e) {
+                Ok(x) => {
+                    self.last[si] = Some(e);
+                    return Some(Ok(x));
+                }
+                Err(err) => {
+                    if !self.switch(r, si, self.last[si]) {
+                        self.last[si] = Some(e);
+                        return Some(Err(err));
+                    }
+                }
+            }
         }
-        Some((si, e))
+    }
+
+    /// Switches stream `si` to its scanned frames, resuming after entry `after`; false when
+    /// its index holds (or it was switched already).
+    #[cold]
+    fn switch(&mut self, r: &Replay, si: usize, after: Option<IndexEntry>) -> bool {
+        if self.switched[si] {
+            return false;
+        }
+        self.switched[si] = true;
+        let Some(f) = r.fallback(&self.streams[si]) else { return false };
+        let mut c = match after {
+            Some(l) => r.lower(&f, l.ts),
+            None => (0, 0),
+        };
+        while let (Some(e), Some(l)) = (r.at(&f, c), after) {
+            if (e.ts, e.offset) > (l.ts, l.offset) {
+                break;
+            }
+            c = r.next(&f, c);
+        }
+        self.streams[si] = f;
+        self.pos[si] = c;
+        if self.streams.len() > 1 {
+            // The stream's popped entry left the heap; its new next entry takes its place.
+            self.heap.retain(|Reverse((_, _, s))| *s != si);
+            if let Some(e) = r.at(&self.streams[si], c) {
+                self.heap.push(Reverse((e.ts, e.offset, si)));
+            }
+        }
+        true
     }
 
     #[inline]
     fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
-        if let ([s], [c]) = (r.streams.as_slice(), self.pos.as_mut_slice()) {
+        if let ([s], [c]) = (self.streams.as_slice(), self.pos.as_mut_slice()) {
             // One stream: a plain walk, no heap.
             let e = r.at(s, *c)?;
             *c = r.next(s, *c);
             return Some((0, e));
         }
         let Reverse((ts, offset, si)) = self.heap.pop()?;
-        let s = &r.streams[si];
+        let s = &self.streams[si];
         self.pos[si] = r.next(s, self.pos[si]);
         if let Some(e) = r.at(s, self.pos[si]) {
-            self.heap.push(Reverse((e.ts, e.offset, si)));
+            // An entry enters the merge only once it names its frame: a damaged timestamp
+            // would otherwise hold its stream back (or push it ahead) in the merged order.
+            if r.names_frame(s, e) || !self.switch(r, si, Some(IndexEntry { ts, offset })) {
+                self.heap.push(Reverse((e.ts, e.offset, si)));
+            }
         }
         Some((si, IndexEntry { ts, offset }))
     }
@@ -469,8 +634,8 @@ impl Iterator for Frames {
     type Item = Result<Frame>;
     #[inline]
     fn next(&mut self) -> Option<Result<Frame>> {
-        let (si, e) = self.merge.next_before(&self.replay, self.end)?;
-        Some(self.replay.load_entry(&self.replay.streams[si], e))
+        let r = &self.replay;
+        self.merge.next_loaded(r, self.end, |s, e| r.load_entry(s, e))
     }
 }
 
@@ -486,9 +651,8 @@ impl<'a> Iterator for Scan<'a> {
     #[inline]
     fn next(&mut self) -> Option<Result<FrameRef<'a>>> {
         let r = self.replay;
-        let (si, e) = self.merge.next_before(r, self.end)?;
-        let l = r.session.layout();
-        Some(FrameRef::load(&r.session.file, r.session.index, l.salt_state, r.streams[si].id, e))
+        let salt_state = r.session.layout().salt_state;
+        self.merge.next_loaded(r, self.end, |s, e| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e))
     }
 }
 
@@ -499,9 +663,8 @@ impl Frames {
     #[inline]
     pub fn next_ref(&mut self) -> Option<Result<FrameRef<'_>>> {
         let r = &self.replay;
-        let (si, e) = self.merge.next_before(r, self.end)?;
-        let l = r.session.layout();
-        Some(FrameRef::load(&r.session.file, r.session.index, l.salt_state, r.streams[si].id, e))
+        let salt_state = r.session.layout().salt_state;
+        self.merge.next_loaded(r, self.end, |s, e| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e))
     }
 
     /// The replay this iterator walks.
