@@ -302,6 +302,20 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     Ok(report)
 }
 
+/// The CRC32 of bytes `from..to` of the storage, read in bounded pieces.
+fn interval_crc(storage: &dyn Storage, from: u64, to: u64) -> Result<u32> {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(buf.len());
+        storage.read_at(at, &mut buf[..n])?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(h.finalize())
+}
+
 /// Writes the recovery checkpoint (for frames after the last checkpoint), the Index and the
 /// SessionEnd after the last valid record. Returns ((end offset, new length), checkpoints).
 fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u64, u64), u32)> {
@@ -345,6 +359,7 @@ fn finish_recovered(storage: &mut dyn Storage, scan: &ActiveScan) -> Result<((u6
             wall_ns: scan.last_wall_ns,
             frames_total: scan.frames,
             interval_start: scan.tail_start,
+            interval_crc: interval_crc(storage, scan.tail_start, pos)?,
             control: scan.tail_control.clone(),
             jumps,
             summary_control,

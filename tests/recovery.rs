@@ -196,3 +196,42 @@ fn a_reader_in_the_writers_process_sees_every_automatic_checkpoint_at_once() {
     }
     s.finish().unwrap();
 }
+
+/// Format 1.1: every checkpoint of a session the writer starts (and the one recovery writes)
+/// holds the CRC32 of its interval's bytes, and the session start says so.
+#[test]
+fn every_checkpoint_holds_its_intervals_crc() {
+    use recfile::format::record::{read_record, CheckpointBody, SessionStartBody, SESSION_INTERVAL_CRCS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crc.rec");
+    let mut rec = recfile::RecorderOptions::new().checkpoint_every_frames(5).create(&path).unwrap();
+    let mut s = rec.start_session("crc").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    for i in 0..23i64 {
+        // Small frames through the buffer, large ones written directly (combined CRCs).
+        let len = if i % 7 == 3 { 300_000 } else { 10 + i as usize };
+        s.write(a, recfile::Timestamp::from_nanos(i), &vec![i as u8; len]).unwrap();
+    }
+    s.checkpoint().unwrap();
+    s.write(a, recfile::Timestamp::from_nanos(99), b"tail").unwrap();
+    s.abandon();
+    drop(rec);
+    recfile::recover(&path).unwrap();
+    let file = std::fs::read(&path).unwrap();
+    let (mut at, mut checked) = (4096u64, 0);
+    while let Ok(r) = read_record(&file, at, None) {
+        match r.kind_byte {
+            1 => assert_ne!(SessionStartBody::decode(r.body, at).unwrap().flags & SESSION_INTERVAL_CRCS, 0),
+            4 => {
+                let cp = CheckpointBody::decode(r.body, at).unwrap();
+                let want = crc32fast::hash(&file[cp.interval_start as usize..at as usize]);
+                assert_eq!(cp.interval_crc, want, "checkpoint {} at {at}", cp.number);
+                checked += 1;
+            }
+            _ => {}
+        }
+        at = r.end();
+    }
+    assert_eq!(at, file.len() as u64);
+    assert!(checked >= 5, "{checked} checkpoints checked");
+}

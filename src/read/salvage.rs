@@ -324,6 +324,7 @@ pub(crate) fn layout_of_salvaged(s: &SalvagedSession, state: SessionState) -> Se
         prev_session_end: 0,
         name: String::new(),
         metadata: Vec::new(),
+        flags: 0,
     });
     let frames = streams.iter().map(|st| st.frames).sum();
     SessionLayout {

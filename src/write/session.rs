@@ -10,10 +10,10 @@ use crate::format::bytes::{le_u32, le_u64};
 use crate::format::header::{Slot, SlotState as State};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    begin_checkpoint, checkpoint_body_len, decode_block, decode_summary_block, encode_metadata, frame_header, frame_header_unsealed,
-    lowbit, put_checkpoint_tail, put_record, put_summary_block, put_summary_control, seal_record, session_salt, BlockHeader,
-    CheckpointHead, DescriptionBody, Kind, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN, MAX_BODY_LEN,
-    RECORD_HEADER_LEN, SUMMARY_BLOCK_LEN,
+    begin_checkpoint, checkpoint_body_len, decode_block, decode_summary_block, encode_metadata, frame_header_combined,
+    frame_header_unsealed, lowbit, put_checkpoint_tail, put_record, put_summary_block, put_summary_control, seal_record, session_salt,
+    BlockHeader, CheckpointHead, DescriptionBody, Kind, SessionStartBody, StreamDefBody, SummaryBlock, BLOCK_HEADER_LEN, FRAME_FIXED_LEN,
+    MAX_BODY_LEN, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
 use crate::time::Timestamp;
@@ -94,6 +94,12 @@ pub(crate) struct SessionCore {
     chain: Vec<(u32, u64)>,
     last_checkpoint: u64,
     interval_start: u64,
+    /// CRC32 of the interval's bytes so far, updated as the buffer is handed to the storage
+    /// (format 1.1: the checkpoint records it).
+    interval_crc: crc32fast::Hasher,
+    /// Bytes up to this offset are in `interval_crc` (`u64::MAX` while a checkpoint record is
+    /// being written: its bytes belong to no interval).
+    hashed_to: u64,
     last_checkpoint_time: Instant,
     last_sync: Instant,
     failed: Option<String>,
@@ -149,6 +155,7 @@ impl SessionCore {
             prev_session_end: slots.current.last_session_end,
             name: name.to_string(),
             metadata: metadata.clone(),
+            flags: SESSION_INTERVAL_CRCS,
         };
         let flush_at = if background { recorder.options.buffer_bytes.min(BACKGROUND_PIECE) } else { recorder.options.buffer_bytes };
         let mut buf = if background { super::behind::touched_buffer() } else { Vec::with_capacity(flush_at + 4096) };
@@ -169,6 +176,8 @@ impl SessionCore {
             start_ns,
             buf_start: start_offset,
             interval_start: start_offset + buf.len() as u64,
+            interval_crc: crc32fast::Hasher::new(),
+            hashed_to: start_offset + buf.len() as u64,
             buf,
             streams: Vec::new(),
             by_name: HashMap::new(),
@@ -264,7 +273,20 @@ impl SessionCore {
         }
     }
 
+    /// Adds the buffered bytes not yet hashed to the interval's CRC (before the buffer is
+    /// handed over).
+    #[inline]
+    fn hash_buffered(&mut self) {
+        let end = self.position();
+        if self.hashed_to < end {
+            let from = usize::try_from(self.hashed_to.saturating_sub(self.buf_start)).unwrap_or(usize::MAX).min(self.buf.len());
+            self.interval_crc.update(&self.buf[from..]);
+            self.hashed_to = end;
+        }
+    }
+
     fn flush_to(&mut self, storage: &mut SessionStorage) -> Result<()> {
+        self.hash_buffered();
         if !self.buf.is_empty() {
             let len = self.buf.len() as u64;
             storage.write_buffer(self.buf_start, &mut self.buf)?;
@@ -362,7 +384,13 @@ impl SessionCore {
         self.frames_total += 1;
         self.frames_since_checkpoint += 1;
         if data.len() >= DIRECT_WRITE_MIN {
-            self.buf.extend_from_slice(&frame_header(self.salt_state, stream.0, seq, ts, data));
+            // One pass over the payload serves the record's CRC and the interval's (combined).
+            let mut payload_crc = crc32fast::Hasher::new();
+            payload_crc.update(data);
+            self.buf.extend_from_slice(&frame_header_combined(self.salt_state, stream.0, seq, ts, data.len(), &payload_crc));
+            self.hash_buffered();
+            self.interval_crc.combine(&payload_crc);
+            self.hashed_to += data.len() as u64;
             self.io(|w, st| {
                 // Written from here, without a copy or a hand-over to the write-behind thread
                 // (whose queue is drained first).
@@ -442,6 +470,9 @@ impl SessionCore {
             self.put_description();
         }
         let offset = self.position();
+        self.hash_buffered();
+        let interval_crc = std::mem::replace(&mut self.interval_crc, crc32fast::Hasher::new()).finalize();
+        self.hashed_to = u64::MAX;
         let mut blocks = Vec::new();
         let mut entries: Vec<&[IndexEntry]> = Vec::new();
         for (id, s) in self.streams.iter_mut().enumerate() {
@@ -482,6 +513,7 @@ impl SessionCore {
             wall_ns: Timestamp::now().as_nanos(),
             frames_total: self.frames_total,
             interval_start: self.interval_start,
+            interval_crc,
             control: &control,
             jumps: &jumps,
             summary_control_count,
@@ -558,6 +590,7 @@ impl SessionCore {
         self.checkpoints += 1;
         self.last_checkpoint = offset;
         self.interval_start = end;
+        self.hashed_to = end;
         self.frames_since_checkpoint = 0;
         self.last_checkpoint_time = Instant::now();
         Ok(())

@@ -62,7 +62,7 @@ pub fn lowbit(n: u32) -> u32 {
 /// 48  jump_count u32
 /// 52  summary_control_count u32
 /// 56  summary_block_count u32
-/// 60  reserved u32
+/// 60  interval_crc u32        (1.1) CRC32 of the interval's bytes, when the session's start says so
 /// 64  control offsets         control_count × u64
 /// ..  jumps                   jump_count × u64
 /// ..  summary control         summary_control_count × 16 bytes (checkpoint u32, reserved u32, offset u64)
@@ -84,6 +84,9 @@ pub struct CheckpointBody {
     pub frames_total: u64,
     /// Offset of the first record of the interval.
     pub interval_start: u64,
+    /// CRC32 of the bytes `interval_start .. this record's offset` (format 1.1; meaningful
+    /// only in a session whose start has [`SESSION_INTERVAL_CRCS`] set).
+    pub interval_crc: u32,
     /// Offsets of StreamDef and Metadata records in the interval.
     pub control: Vec<u64>,
     /// Offsets of checkpoints `n - lowbit(n)`, and so on down to (not including) 0.
@@ -142,6 +145,8 @@ pub struct CheckpointHead<'a> {
     pub frames_total: u64,
     /// Offset of the first record of the interval.
     pub interval_start: u64,
+    /// CRC32 of the interval's bytes.
+    pub interval_crc: u32,
     /// Control offsets of the interval.
     pub control: &'a [u64],
     /// Jump offsets.
@@ -172,7 +177,7 @@ pub fn begin_checkpoint(out: &mut Vec<u8>, head: &CheckpointHead<'_>) -> usize {
     out.extend_from_slice(&(head.jumps.len() as u32).to_le_bytes());
     out.extend_from_slice(&head.summary_control_count.to_le_bytes());
     out.extend_from_slice(&head.summary_block_count.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&head.interval_crc.to_le_bytes());
     for c in head.control.iter().chain(head.jumps) {
         out.extend_from_slice(&c.to_le_bytes());
     }
@@ -257,6 +262,7 @@ pub fn put_checkpoint(
         wall_ns: body.wall_ns,
         frames_total: body.frames_total,
         interval_start: body.interval_start,
+        interval_crc: body.interval_crc,
         control: &body.control,
         jumps: &body.jumps,
         summary_control_count: body.summary_control.len() as u32,
@@ -301,7 +307,7 @@ impl CheckpointBody {
         let jump_count = r.u32()? as usize;
         let summary_control_count = r.u32()? as usize;
         let summary_block_count = r.u32()? as usize;
-        let _ = r.u32()?;
+        let interval_crc = r.u32()?;
         let control = read_offsets(&mut r, control_count, "control")?;
         let jumps = read_offsets(&mut r, jump_count, "jump")?;
         if summary_control_count > r.remaining() / 16 {
@@ -352,6 +358,7 @@ impl CheckpointBody {
             wall_ns,
             frames_total,
             interval_start,
+            interval_crc,
             control,
             jumps,
             summary_control,

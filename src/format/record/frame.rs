@@ -21,6 +21,24 @@ pub fn frame_header(salt_state: u32, stream: u16, seq: u32, ts: i64, payload: &[
     h
 }
 
+/// The header of a frame whose payload's plain CRC32 is `payload_crc` (computed once by the
+/// caller, who also needs it for the interval CRC): the record's CRC combines the two.
+pub fn frame_header_combined(
+    salt_state: u32,
+    stream: u16,
+    seq: u32,
+    ts: i64,
+    payload_len: usize,
+    payload_crc: &crc32fast::Hasher,
+) -> [u8; FRAME_OVERHEAD] {
+    let mut h = frame_header_unsealed(stream, seq, ts, payload_len);
+    let mut hasher = crc32fast::Hasher::new_with_initial(salt_state);
+    hasher.update(&h[4..]);
+    hasher.combine(payload_crc);
+    h[0..4].copy_from_slice(&hasher.finalize().to_le_bytes());
+    h
+}
+
 /// Encodes a frame header with a zero CRC field; write the payload after it, then
 /// [`seal_record`] the whole record in one pass.
 #[inline]

@@ -263,6 +263,13 @@ mod tests {
         sealed.extend_from_slice(payload);
         seal_record(&mut sealed, salt_crc(salt));
         assert_eq!(sealed, file, "one-pass sealing gives the same bytes");
+        for len in [0usize, 1, 5, 300_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut p = crc32fast::Hasher::new();
+            p.update(&payload);
+            let combined = frame_header_combined(salt_crc(salt), 3, 7, -5, payload.len(), &p);
+            assert_eq!(combined, frame_header(salt_crc(salt), 3, 7, -5, &payload), "combined CRC, {len} bytes");
+        }
         let (f, p) = decode_frame(r.body, 0).unwrap();
         assert_eq!(f, FrameFields { ts: -5, stream: 3, seq: 7 });
         assert_eq!(p, payload);
@@ -289,6 +296,7 @@ mod tests {
             prev_session_end: 100,
             name: "drive".into(),
             metadata: vec![("k".into(), "v".into())],
+            flags: SESSION_INTERVAL_CRCS,
         };
         assert_eq!(SessionStartBody::decode(&s.encode(), 0).unwrap(), s);
         let d = StreamDefBody {
@@ -373,6 +381,7 @@ mod tests {
                 wall_ns: 77,
                 frames_total: 2,
                 interval_start: 4096,
+                interval_crc: 0xDEAD_BEEF,
                 control: vec![4096],
                 jumps: vec![5000],
                 summary_control: vec![(5, 4100), (5, 4200)],

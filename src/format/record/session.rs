@@ -11,7 +11,7 @@ use crate::format::bytes::{put_len_bytes, put_string_map, ByteReader};
 /// 0   session_id      16
 /// 16  start_ns i64
 /// 24  prev_session_end u64   offset of the previous session's SessionEnd, 0 for the first
-/// 32  flags u32              0
+/// 32  flags u32              bit 0 (1.1): every Checkpoint carries its interval's CRC32
 /// 36  name                   u32 length + UTF-8
 /// ..  metadata               string map
 /// ```
@@ -27,7 +27,14 @@ pub struct SessionStartBody {
     pub name: String,
     /// Metadata known at start.
     pub metadata: Vec<(String, String)>,
+    /// Flags: [`SESSION_INTERVAL_CRCS`]; unknown bits are kept and ignored.
+    pub flags: u32,
 }
+
+/// SessionStart flag (format 1.1): every Checkpoint record of the session holds, at body
+/// offset 60, the CRC32 of the bytes of its interval, so that a sequential reader checks an
+/// interval in one pass.
+pub const SESSION_INTERVAL_CRCS: u32 = 1;
 
 impl SessionStartBody {
     /// Encodes the body.
@@ -36,7 +43,7 @@ impl SessionStartBody {
         b.extend_from_slice(self.id.as_bytes());
         b.extend_from_slice(&self.start_ns.to_le_bytes());
         b.extend_from_slice(&self.prev_session_end.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&self.flags.to_le_bytes());
         put_len_bytes(&mut b, self.name.as_bytes());
         put_string_map(&mut b, self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         b
@@ -48,10 +55,10 @@ impl SessionStartBody {
         let id = uuid::Uuid::from_bytes(r.bytes16()?);
         let start_ns = r.i64()?;
         let prev_session_end = r.u64()?;
-        let _flags = r.u32()?;
+        let flags = r.u32()?;
         let name = r.str()?.to_owned();
         let metadata = r.string_map()?;
-        Ok(SessionStartBody { id, start_ns, prev_session_end, name, metadata })
+        Ok(SessionStartBody { id, start_ns, prev_session_end, name, metadata, flags })
     }
 
     /// Reads the salt of a session start record without trusting it: the UUID comes first in
