@@ -5,7 +5,7 @@ use super::frame::{Frame, FrameRef};
 use super::layout::{Run, RunLoc};
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry};
-use crate::format::record::{Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
+use crate::format::record::{decode_frame, read_record, Kind};
 use crate::time::{duration_nanos, Timestamp};
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -36,9 +36,7 @@ impl StreamIndex {
 
     /// The same stream over other runs (its frames as found by a scan of the session).
     fn with_runs(&self, runs: Arc<[Run]>, last_ts: i64) -> Self {
-        let mut s = StreamIndex::new(self.id, "", "", runs, last_ts);
-        (s.name, s.encoding) = (self.name.clone(), self.encoding.clone());
-        s
+        StreamIndex::new(self.id, &self.name, &self.encoding, runs, last_ts)
     }
 }
 
@@ -99,15 +97,11 @@ impl Replay {
     /// at adjacent positions of a sorted index bracket exactly one answer.
     #[inline]
     fn names_frame(&self, s: &StreamIndex, e: IndexEntry) -> bool {
-        let bytes = self.session.file.bytes();
-        let Ok(at) = usize::try_from(e.offset) else { return false };
-        let Some(h) = at.checked_add(RECORD_HEADER_LEN + 10).and_then(|end| bytes.get(at..end)) else { return false };
-        let body_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
-        h[8] == Kind::Frame as u8
-            && body_len >= FRAME_FIXED_LEN
-            && body_len <= bytes.len() - at - RECORD_HEADER_LEN
-            && i64::from_le_bytes([h[9], h[10], h[11], h[12], h[13], h[14], h[15], h[16]]) == e.ts
-            && u16::from_le_bytes([h[17], h[18]]) == s.id
+        // Framing only (bounds, length, kind): no CRC, which the load checks.
+        match read_record(self.session.file.bytes(), e.offset, None) {
+            Ok(r) if r.kind() == Some(Kind::Frame) => decode_frame(r.body, e.offset).is_ok_and(|(f, _)| f.ts == e.ts && f.stream == s.id),
+            _ => false,
+        }
     }
 
     /// Whether the entries on both sides of cursor `c` name their frames.
