@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::format::header::{SlotState, HEADER_LEN};
 use crate::format::index::EntrySlice;
 use crate::format::record::{decode_frame, plausible_record_at, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody};
+use crate::read::interval::IntervalCheck;
 use crate::read::layout::{RunLoc, SessionState};
 use crate::read::{Frame, RecFile};
 use std::collections::HashMap;
@@ -334,7 +335,7 @@ impl RecFile {
                                     );
                                 }
                                 prev = Some((entry.ts, entry.offset));
-                                match Frame::load(&self.inner, si, s.salt_state, pos as u16, entry) {
+                                match Frame::load(&self.inner, si, s.salt_state, pos as u16, entry, &mut IntervalCheck::off()) {
                                     Ok(f) => digest.add(f.ts, f.offset, f.data().len() as u64),
                                     Err(err) => w.problem(
                                         entry.offset,

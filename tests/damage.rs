@@ -307,3 +307,70 @@ fn damaged_entries(original: Vec<u8>) {
     }
     assert!(flips >= 20, "{flips} flips");
 }
+
+/// Read in order, a session with interval CRCs is checked one interval at a time (spec §7):
+/// one flipped byte in any frame (header or payload) costs that frame alone, in a walk of one
+/// stream, of the streams together, and of a stream that holds a small share of the bytes;
+/// every other frame comes back exactly, and no frame comes back altered.
+#[test]
+fn a_flipped_byte_read_in_order_costs_its_frame_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intervals.rec");
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(25).create(&path).unwrap();
+    let mut s = rec.start_session("walk").unwrap();
+    let imu = s.add_stream("imu", "raw").unwrap();
+    let cam = s.add_stream("camera", "raw").unwrap();
+    for i in 0..120i64 {
+        s.write(imu, Timestamp::from_nanos(1_000 + i * 10), &[i as u8; 12]).unwrap();
+        if i % 4 == 0 {
+            s.write(cam, Timestamp::from_nanos(1_005 + i * 10), &vec![!(i as u8); 300]).unwrap();
+        }
+    }
+    s.finish().unwrap();
+    drop(rec);
+    let original = std::fs::read(&path).unwrap();
+    let walks: [&[&str]; 3] = [&["camera"], &[], &["imu"]];
+    let read = |bytes: &[u8], streams: &[&str]| {
+        let f = RecFile::from_bytes(bytes.to_vec()).unwrap();
+        let r = f.last_session().unwrap().replay(streams).unwrap();
+        let scanned: Vec<Result<(u64, Vec<u8>), u64>> =
+            r.scan().map(|x| x.map(|f| (f.offset(), f.data().to_vec())).map_err(|e| error_offset(&e.to_string()))).collect();
+        let iterated: Vec<Result<(u64, Vec<u8>), u64>> =
+            r.iterate().map(|x| x.map(|f| (f.offset(), f.data().to_vec())).map_err(|e| error_offset(&e.to_string()))).collect();
+        assert_eq!(scanned, iterated, "scan and iterate agree");
+        scanned
+    };
+    let frames: Vec<(u64, u64, u8)> = records(&original).into_iter().filter(|r| r.2 == 3).collect();
+    assert_eq!(frames.len(), 150);
+    for streams in walks {
+        let want: Vec<(u64, Vec<u8>)> = read(&original, streams).into_iter().map(|x| x.unwrap()).collect();
+        let mut damaged_seen = 0;
+        for &(at, end, _) in &frames {
+            // A byte of the timestamp and one of the payload.
+            for spot in [at + 10, (at + 23 + end) / 2] {
+                let mut d = original.clone();
+                d[spot as usize] ^= 0x10;
+                let got = read(&d, streams);
+                let what = format!("{streams:?}, byte {spot} of the frame at {at} flipped");
+                assert_eq!(got.len(), want.len(), "{what}: one item per frame");
+                for (g, w) in got.iter().zip(&want) {
+                    match g {
+                        Ok(g) => assert_eq!(g, w, "{what}: a frame came back different"),
+                        Err(off) => {
+                            assert_eq!(*off, at, "{what}: the error names another frame");
+                            assert_eq!(w.0, at, "{what}: an intact frame failed");
+                            damaged_seen += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(damaged_seen > 0, "{streams:?}: the walk saw the damage");
+    }
+}
+
+/// The offset an error message names ("… at offset N …").
+fn error_offset(msg: &str) -> u64 {
+    let i = msg.find("offset ").unwrap_or_else(|| panic!("no offset in {msg:?}")) + 7;
+    msg[i..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}

@@ -1,10 +1,13 @@
 //! A frame read from a file.
 
 use super::file::FileInner;
+use super::interval::IntervalCheck;
 use crate::error::{Error, Result};
 use crate::format::codec::decode_value;
 use crate::format::index::IndexEntry;
-use crate::format::record::{decode_frame, read_record_from_state, Kind, FRAME_FIXED_LEN, RECORD_HEADER_LEN};
+use crate::format::record::{
+    decode_frame, frame_header_within, read_record_from_state, Kind, FRAME_FIXED_LEN, FRAME_OVERHEAD, RECORD_HEADER_LEN,
+};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -47,9 +50,20 @@ pub(crate) struct Checked {
     pub payload_len: usize,
 }
 
-/// Checks the frame an index entry points at: its CRC, and that it is the frame the entry
-/// describes.
-pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: IndexEntry) -> Result<Checked> {
+/// Checks the frame an index entry points at: its CRC (unless `intervals` vouches for its
+/// bytes: a record boundary in an interval whose CRC matched), and that it is the frame the
+/// entry describes.
+#[inline]
+pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: IndexEntry, intervals: &mut IntervalCheck) -> Result<Checked> {
+    if let Some(end) = intervals.covers(bytes, e.offset) {
+        if let Some((f, payload_len)) = frame_header_within(bytes, e.offset, end) {
+            if f.stream == stream_id && f.ts == e.ts {
+                let payload_start = e.offset as usize + FRAME_OVERHEAD;
+                return Ok(Checked { seq: f.seq, payload_start, payload_len });
+            }
+        }
+        // Not the frame the entry describes: the checks below say why.
+    }
     let r = read_record_from_state(bytes, e.offset, salt_state)?;
     if r.kind() != Some(Kind::Frame) {
         return Err(Error::Malformed {
@@ -72,8 +86,15 @@ pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: Inde
 impl Frame {
     /// Loads the frame an index entry points at, checking its CRC and that it is the frame the
     /// entry describes.
-    pub(crate) fn load(file: &Arc<FileInner>, session: usize, salt_state: u32, stream_id: u16, e: IndexEntry) -> Result<Frame> {
-        let c = check_frame(file.bytes(), salt_state, stream_id, e)?;
+    pub(crate) fn load(
+        file: &Arc<FileInner>,
+        session: usize,
+        salt_state: u32,
+        stream_id: u16,
+        e: IndexEntry,
+        intervals: &mut IntervalCheck,
+    ) -> Result<Frame> {
+        let c = check_frame(file.bytes(), salt_state, stream_id, e, intervals)?;
         Ok(Frame {
             file: file.clone(),
             offset: e.offset,
@@ -182,11 +203,19 @@ impl std::fmt::Debug for FrameRef<'_> {
 }
 
 impl<'a> FrameRef<'a> {
-    /// Checks the frame an index entry points at (as [`Frame`] does) and borrows it.
+    /// Checks the frame an index entry points at (as [`Frame`] does, its bytes vouched for by
+    /// `intervals` or by its own CRC) and borrows it.
     #[inline]
-    pub(crate) fn load(file: &'a Arc<FileInner>, session: usize, salt_state: u32, stream_id: u16, e: IndexEntry) -> Result<FrameRef<'a>> {
+    pub(crate) fn load(
+        file: &'a Arc<FileInner>,
+        session: usize,
+        salt_state: u32,
+        stream_id: u16,
+        e: IndexEntry,
+        intervals: &mut IntervalCheck,
+    ) -> Result<FrameRef<'a>> {
         let bytes = file.bytes();
-        let c = check_frame(bytes, salt_state, stream_id, e)?;
+        let c = check_frame(bytes, salt_state, stream_id, e, intervals)?;
         let payload = bytes.get(c.payload_start..c.payload_start + c.payload_len).unwrap_or(&[]);
         Ok(FrameRef { file, offset: e.offset, ts: e.ts, stream_id, seq: c.seq, payload, session })
     }

@@ -2,6 +2,7 @@
 
 mod file;
 mod frame;
+pub(crate) mod interval;
 pub(crate) mod layout;
 mod replay;
 pub(crate) mod salvage;

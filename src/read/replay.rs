@@ -2,6 +2,7 @@
 
 use super::file::Session;
 use super::frame::{Frame, FrameRef};
+use super::interval::IntervalCheck;
 use super::layout::{Run, RunLoc};
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry};
@@ -176,6 +177,13 @@ impl Replay {
         (c.1 < e.len()).then(|| e.get(c.1))
     }
 
+    /// The offset of the last frame that the run under cursor `c` names.
+    #[inline]
+    fn run_last_offset(&self, s: &StreamIndex, c: Cursor) -> Option<u64> {
+        let e = self.run_entries(s.runs.get(c.0)?);
+        e.len().checked_sub(1).map(|i| e.get(i).offset)
+    }
+
     /// The cursor after `c`.
     #[inline]
     fn next(&self, s: &StreamIndex, c: Cursor) -> Cursor {
@@ -286,8 +294,15 @@ impl Replay {
     }
 
     fn load_entry(&self, s: &StreamIndex, e: IndexEntry) -> Result<Frame> {
+        self.load_walked(s, e, &mut IntervalCheck::off())
+    }
+
+    /// The frame of entry `e` reached by a walk, its bytes vouched for by `intervals` or its
+    /// own CRC.
+    #[inline]
+    fn load_walked(&self, s: &StreamIndex, e: IndexEntry, intervals: &mut IntervalCheck) -> Result<Frame> {
         let l = self.session.layout();
-        Frame::load(&self.session.file, self.session.index, l.salt_state, s.id, e)
+        Frame::load(&self.session.file, self.session.index, l.salt_state, s.id, e, intervals)
     }
 
     /// Frame at position `i` in timestamp order. O(log n) for one stream; with several streams
@@ -309,9 +324,9 @@ impl Replay {
         }
         let mut m = MergeState::new(self, |_, _| (0, 0));
         for _ in 0..i {
-            m.next_loaded(self, None, |_, _| Ok(()));
+            m.next_loaded(self, None, |_, _, _| Ok(()));
         }
-        m.next_loaded(self, None, |s, e| self.load_entry(s, e)).unwrap_or(Err(Error::IndexOutOfRange { index: i, len }))
+        m.next_loaded(self, None, |s, e, _| self.load_entry(s, e)).unwrap_or(Err(Error::IndexOutOfRange { index: i, len }))
     }
 
     /// The first frame in timestamp order.
@@ -505,6 +520,8 @@ struct MergeState {
     /// The last entry of each stream handed out and loaded: where a switched stream resumes.
     last: Vec<Option<IndexEntry>>,
     switched: Vec<bool>,
+    /// The interval CRCs that vouch for frames read in file order.
+    intervals: IntervalCheck,
 }
 
 impl MergeState {
@@ -516,6 +533,7 @@ impl MergeState {
             streams: Vec::with_capacity(n),
             last: vec![None; n],
             switched: Vec::with_capacity(n),
+            intervals: IntervalCheck::for_walk(r.session.layout(), r.streams.iter().map(|s| usize::from(s.id))),
         };
         for s in &r.streams {
             let (s, c) = r.checked_bound(s, |s| start(r, s));
@@ -538,9 +556,18 @@ impl MergeState {
     /// stream's index fails its checks, the stream is switched to its scanned frames and the
     /// walk goes on after the last frame it gave.
     #[inline]
-    fn next_loaded<T>(&mut self, r: &Replay, end: Option<i64>, load: impl Fn(&StreamIndex, IndexEntry) -> Result<T>) -> Option<Result<T>> {
+    fn next_loaded<T>(
+        &mut self,
+        r: &Replay,
+        end: Option<i64>,
+        load: impl Fn(&StreamIndex, IndexEntry, &mut IntervalCheck) -> Result<T>,
+    ) -> Option<Result<T>> {
         loop {
-            let (si, e) = self.next_entry(r)?;
+            let (si, e, c) = self.next_entry(r)?;
+            if self.intervals.wants(e.offset) {
+                let hint = r.run_last_offset(&self.streams[si], c).unwrap_or(e.offset);
+                self.intervals.check_interval_of(r.session.file.bytes(), e.offset, hint);
+            }
             if end.is_some_and(|end| e.ts >= end) {
                 if !r.names_frame(&self.streams[si], e) && self.switch(r, si, self.last[si]) {
                     continue;
@@ -549,7 +576,7 @@ impl MergeState {
                 self.pos.iter_mut().for_each(|c| *c = (usize::MAX, 0));
                 return None;
             }
-            match load(&self.streams[si], e) {
+            match load(&self.streams[si], e, &mut self.intervals) {
                 Ok(x) => {
                     self.last[si] = Some(e);
                     return Some(Ok(x));
@@ -595,17 +622,20 @@ impl MergeState {
         true
     }
 
+    /// The next entry in the merged order: its stream, the entry and its cursor.
     #[inline]
-    fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry)> {
+    fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry, Cursor)> {
         if let ([s], [c]) = (self.streams.as_slice(), self.pos.as_mut_slice()) {
             // One stream: a plain walk, no heap.
-            let e = r.at(s, *c)?;
-            *c = r.next(s, *c);
-            return Some((0, e));
+            let at = *c;
+            let e = r.at(s, at)?;
+            *c = r.next(s, at);
+            return Some((0, e, at));
         }
         let Reverse((ts, offset, si)) = self.heap.pop()?;
         let s = &self.streams[si];
-        self.pos[si] = r.next(s, self.pos[si]);
+        let at = self.pos[si];
+        self.pos[si] = r.next(s, at);
         if let Some(e) = r.at(s, self.pos[si]) {
             // An entry enters the merge only once it names its frame: a damaged timestamp
             // would otherwise hold its stream back (or push it ahead) in the merged order.
@@ -613,7 +643,7 @@ impl MergeState {
                 self.heap.push(Reverse((e.ts, e.offset, si)));
             }
         }
-        Some((si, IndexEntry { ts, offset }))
+        Some((si, IndexEntry { ts, offset }, at))
     }
 }
 
@@ -629,7 +659,7 @@ impl Iterator for Frames {
     #[inline]
     fn next(&mut self) -> Option<Result<Frame>> {
         let r = &self.replay;
-        self.merge.next_loaded(r, self.end, |s, e| r.load_entry(s, e))
+        self.merge.next_loaded(r, self.end, |s, e, intervals| r.load_walked(s, e, intervals))
     }
 }
 
@@ -646,7 +676,8 @@ impl<'a> Iterator for Scan<'a> {
     fn next(&mut self) -> Option<Result<FrameRef<'a>>> {
         let r = self.replay;
         let salt_state = r.session.layout().salt_state;
-        self.merge.next_loaded(r, self.end, |s, e| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e))
+        self.merge
+            .next_loaded(r, self.end, |s, e, intervals| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e, intervals))
     }
 }
 
@@ -658,7 +689,8 @@ impl Frames {
     pub fn next_ref(&mut self) -> Option<Result<FrameRef<'_>>> {
         let r = &self.replay;
         let salt_state = r.session.layout().salt_state;
-        self.merge.next_loaded(r, self.end, |s, e| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e))
+        self.merge
+            .next_loaded(r, self.end, |s, e, intervals| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e, intervals))
     }
 
     /// The replay this iterator walks.

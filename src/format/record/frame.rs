@@ -71,3 +71,18 @@ pub fn decode_frame(body: &[u8], offset: u64) -> Result<(FrameFields, &[u8])> {
     let f = FrameFields { ts: le_i64(body, 0), stream: le_u16(body, 8), seq: le_u32(body, 10) };
     Ok((f, &body[FRAME_FIXED_LEN..]))
 }
+
+/// The fields and payload length of the frame record at `offset`, when its header says it is a
+/// frame and the whole record lies before `end`: framing only, no CRC (for bytes already
+/// vouched for, such as an interval whose CRC matched).
+#[inline]
+pub fn frame_header_within(file: &[u8], offset: u64, end: u64) -> Option<(FrameFields, usize)> {
+    let at = usize::try_from(offset).ok()?;
+    let h = file.get(at..at.checked_add(FRAME_OVERHEAD)?)?;
+    let body_len = u64::from(le_u32(h, 4));
+    let fits = body_len >= FRAME_FIXED_LEN as u64 && offset + RECORD_HEADER_LEN as u64 + body_len <= end.min(file.len() as u64);
+    (h[8] == Kind::Frame as u8 && fits).then(|| {
+        let f = FrameFields { ts: le_i64(h, 9), stream: le_u16(h, 17), seq: le_u32(h, 19) };
+        (f, body_len as usize - FRAME_FIXED_LEN)
+    })
+}

@@ -1,0 +1,149 @@
+//! Sequential reads checked one interval at a time (format 1.1, spec §7 "Reading in order").
+//!
+//! A session whose start has the interval-CRC flag stores in each Checkpoint the CRC32 of the
+//! bytes between the previous checkpoint and itself. A walk in file order checks that CRC once
+//! (one fast pass) instead of one CRC per record; inside an interval that matched, a frame
+//! needs only its framing checked, at a record boundary reached by hopping record lengths from
+//! the interval's start. A frame outside any matched interval (a 1.0 session, the tail after
+//! the last checkpoint, an interval that did not match, a frame out of file order) gets its own
+//! CRC checked, so one damaged frame still fails alone.
+
+use super::layout::SessionLayout;
+use crate::format::bytes::{le_u32, le_u64};
+use crate::format::record::{read_record_of, Kind, FRAME_OVERHEAD, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS};
+
+/// Intervals longer than this are read with per-record CRCs: a payload that large is checked
+/// as fast on its own, and a walk that reads a few frames of it does not hash all of it.
+const MAX_INTERVAL: u64 = 8 << 20;
+
+/// Where a walk stands with the interval CRCs of one session.
+#[derive(Clone, Debug)]
+pub(crate) struct IntervalCheck {
+    /// Off for sessions without interval CRCs and for walks over a small share of the bytes.
+    on: bool,
+    salt: u32,
+    /// Records of the session end before this offset.
+    limit: u64,
+    /// `[start, end)`: an interval whose CRC matched.
+    good: (u64, u64),
+    /// A record boundary in `good` (hopped to from its start): frames are taken in file order.
+    boundary: u64,
+    /// `[start, end)`: where finding or matching an interval failed; not tried again.
+    bad: (u64, u64),
+    /// Whether the hint (a later frame of the interval) found intervals so far.
+    hints: bool,
+}
+
+impl IntervalCheck {
+    /// A walk that checks every record's own CRC.
+    pub fn off() -> Self {
+        IntervalCheck { on: false, salt: 0, limit: 0, good: (0, 0), boundary: 0, bad: (0, 0), hints: true }
+    }
+
+    /// The check for a walk over `selected` streams of session `s`: on when the session has
+    /// interval CRCs and those streams hold at least half of its frame bytes (otherwise hashing
+    /// whole intervals would read more than checking the selected frames alone).
+    pub fn for_walk(s: &SessionLayout, selected: impl Iterator<Item = usize>) -> Self {
+        if s.start.flags & SESSION_INTERVAL_CRCS == 0 {
+            return Self::off();
+        }
+        let bytes = |st: &super::layout::StreamLayout| st.payload_bytes.saturating_add(st.frames.saturating_mul(FRAME_OVERHEAD as u64));
+        let total: u64 = s.streams.iter().map(bytes).fold(0, u64::saturating_add);
+        let chosen: u64 = selected.filter_map(|i| s.streams.get(i)).map(bytes).fold(0, u64::saturating_add);
+        if total == 0 || chosen < total / 2 {
+            return Self::off();
+        }
+        IntervalCheck { on: true, salt: s.salt, limit: s.segment_end, ..Self::off() }
+    }
+
+    /// Whether a walk about to read the record at `offset` should first find and check its
+    /// interval ([`IntervalCheck::check_interval_of`]): it is on, and `offset` is neither in the
+    /// interval checked last nor where a check failed.
+    #[inline]
+    pub fn wants(&self, offset: u64) -> bool {
+        self.on && !(offset >= self.good.0 && offset < self.good.1) && !(offset >= self.bad.0 && offset < self.bad.1)
+    }
+
+    /// When the record at `offset` lies at a record boundary of the interval whose CRC
+    /// matched last, the end of that interval: the record's bytes are as written, and its own
+    /// CRC need not be checked.
+    #[inline]
+    pub fn covers(&mut self, file: &[u8], offset: u64) -> Option<u64> {
+        (offset >= self.good.0 && offset < self.good.1 && self.hop_to(file, offset)).then_some(self.good.1)
+    }
+
+    /// Moves the boundary forward to `offset`; false when `offset` is behind it or not a
+    /// record boundary. The interval matched, so the lengths it hops are the writer's.
+    #[inline]
+    fn hop_to(&mut self, file: &[u8], offset: u64) -> bool {
+        while self.boundary < offset {
+            let Some(len) = header_len(file, self.boundary) else { return false };
+            self.boundary += RECORD_HEADER_LEN as u64 + len;
+        }
+        self.boundary == offset
+    }
+
+    /// Finds the checkpoint after `offset` by hopping record headers from `hint` (the offset
+    /// of a later frame of the same interval, such as the last one its index block names; a
+    /// locator only: what counts is the checkpoint's own CRC and the interval start it gives),
+    /// then checks the interval's CRC in one pass. A failure marks the stretch hopped as
+    /// checked per record.
+    #[cold]
+    pub fn check_interval_of(&mut self, file: &[u8], offset: u64, hint: u64) -> bool {
+        if self.hints && hint > offset && hint - offset <= MAX_INTERVAL {
+            if let Some((start, cp)) = self.find_interval(file, offset, hint).1 {
+                self.good = (start, cp);
+                self.boundary = start;
+                return true;
+            }
+            // An inline run (in the Index record) or a damaged entry: hints do not help here.
+            self.hints = false;
+        }
+        match self.find_interval(file, offset, offset) {
+            (_, Some((start, cp))) => {
+                self.good = (start, cp);
+                self.boundary = start;
+                true
+            }
+            (reached, None) => {
+                self.bad = (offset, reached.max(offset + 1));
+                false
+            }
+        }
+    }
+
+    /// Hops from `from` to the next checkpoint and checks it and its interval, which must hold
+    /// `offset`: the interval, or where the hop stopped.
+    fn find_interval(&self, file: &[u8], offset: u64, from: u64) -> (u64, Option<(u64, u64)>) {
+        let mut at = from;
+        let stop = self.limit.min(file.len() as u64).min(offset.saturating_add(MAX_INTERVAL));
+        let found = loop {
+            if at.saturating_add(RECORD_HEADER_LEN as u64) > stop {
+                break None;
+            }
+            let kind = file[at as usize + 8];
+            if kind == Kind::Checkpoint as u8 {
+                break Some(at);
+            }
+            match header_len(file, at) {
+                Some(len) if Kind::from_byte(kind).is_some() => at += RECORD_HEADER_LEN as u64 + len,
+                _ => break None,
+            }
+        };
+        let matched = found.and_then(|cp| {
+            let r = read_record_of(file, cp, self.salt, Kind::Checkpoint).ok()?;
+            // Body offsets 32 (interval start) and 60 (interval CRC), spec §5.4.
+            let (start, crc) = (r.body.len() >= 64).then(|| (le_u64(r.body, 32), le_u32(r.body, 60)))?;
+            let fits = start <= offset && offset < cp && cp - start <= MAX_INTERVAL;
+            (fits && crc32fast::hash(&file[start as usize..cp as usize]) == crc).then_some((start, cp))
+        });
+        (at, matched)
+    }
+}
+
+/// The body length of the record whose header is at `at`, when the header lies in `file`.
+#[inline]
+fn header_len(file: &[u8], at: u64) -> Option<u64> {
+    let at = usize::try_from(at).ok()?;
+    (at.checked_add(RECORD_HEADER_LEN)? <= file.len()).then(|| u64::from(le_u32(file, at + 4)))
+}
