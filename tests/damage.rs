@@ -166,7 +166,7 @@ fn sweep(last_finished: bool) {
             kept += k;
         }
     }
-    for k in [1u8, 2, 3, 4, 5, 6, 7, 8] {
+    for k in [1u8, 2, 3, 4, 5, 6, 7, 8, 9] {
         assert!(kinds.contains_key(&k), "the sweep covers record kind {k}");
     }
     eprintln!(
@@ -373,4 +373,109 @@ fn a_flipped_byte_read_in_order_costs_its_frame_alone() {
 fn error_offset(msg: &str) -> u64 {
     let i = msg.find("offset ").unwrap_or_else(|| panic!("no offset in {msg:?}")) + 7;
     msg[i..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}
+
+/// A flipped byte in a finished session's run directory (a run's first timestamp, count or
+/// entries offset, at the start, middle and end of every chunk), in its Index sample (the
+/// binding to the Index, the stream table, each chunk's fields) or in the Index's stream table:
+/// every lookup, walk and count gives what it gives on the intact file. The sample is checked
+/// by its CRC at open, a directory chunk by the sample's CRC on first use (spec §5.9, §7).
+#[test]
+fn a_damaged_run_directory_or_index_sample_changes_no_answer() {
+    let original = sessions_of(true, 1, 9_000, 90);
+    let f = RecFile::from_bytes(original.clone()).unwrap();
+    let all: Vec<i64> = frames_of(&f).values().map(|v| v.0).collect();
+    let mut probes: Vec<i64> = all.iter().step_by(97).flat_map(|&t| [t - 1, t, t + 1]).collect();
+    probes.extend([0, i64::MAX, i64::MIN, all[all.len() - 1] + 1]);
+    probes.sort_unstable();
+    probes.dedup();
+    let want = lookup_answers(&f, &probes);
+    let recs = records(&original);
+    let (index_at, _, _) = *recs.iter().find(|r| r.2 == 5).unwrap();
+    let (sample_at, sample_end, _) = *recs.iter().find(|r| r.2 == 9).unwrap();
+    let idx = &original[index_at as usize + 9..];
+    let streams = recfile::format::record::decode_index_streams(idx, index_at).unwrap();
+    let body = &original[sample_at as usize + 9..sample_end as usize];
+    let sample = recfile::format::record::IndexSample::decode(body, sample_at).unwrap();
+    assert!(sample.chunks[0].len() >= 3, "the odom directory spans several chunks: {:?}", sample.chunks[0].len());
+    let k = u64::from(sample.chunk_runs);
+    let mut spots = Vec::new();
+    for s in &streams {
+        // Runs at the start, middle and end of every chunk: each field.
+        for c in 0..s.run_count.div_ceil(k) {
+            for run in [c * k, c * k + k / 2, ((c + 1) * k).min(s.run_count) - 1] {
+                if run < s.run_count {
+                    for field in [0, 8, 16] {
+                        spots.push((s.runs_offset + run * 24 + field + 1, format!("stream {} run {run} field {field}", s.stream)));
+                    }
+                }
+            }
+        }
+    }
+    for i in 0..streams.len() as u64 {
+        for field in [16, 32, 48, 56] {
+            spots.push((index_at + 9 + 8 + i * 64 + field, format!("index stream table {i} field {field}")));
+            spots.push((sample_at + 9 + 24 + i * 64 + field, format!("sample stream table {i} field {field}")));
+        }
+    }
+    for field in [0, 8, 16, 20] {
+        spots.push((sample_at + 9 + field, format!("sample field {field}")));
+    }
+    let chunks_at = sample_at + 9 + 24 + 64 * streams.len() as u64;
+    let n_chunks: u64 = sample.chunks.iter().map(|c| c.len() as u64).sum();
+    for c in 0..n_chunks {
+        for field in [0, 8, 16] {
+            spots.push((chunks_at + c * 24 + field, format!("sample chunk {c} field {field}")));
+        }
+    }
+    for (spot, what) in &spots {
+        let mut d = original.clone();
+        d[*spot as usize] ^= 0x44;
+        let damaged = RecFile::from_bytes(d).unwrap();
+        let got = lookup_answers(&damaged, &probes);
+        assert_eq!(want.len(), got.len(), "{what}");
+        for (w, g) in want.iter().zip(&got) {
+            if w != g {
+                let at = w.bytes().zip(g.bytes()).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
+                let near = |x: &str| x.get(at.saturating_sub(60)..(at + 60).min(x.len())).unwrap_or("").to_string();
+                panic!("{what} flipped: {:?}… differs at byte {at}: want …{}… got …{}…", &w[..w.len().min(30)], near(w), near(g));
+            }
+        }
+        assert!(!damaged.verify().ok(), "{what}: verify does not see the damage");
+    }
+    assert!(spots.len() >= 60, "{} spots", spots.len());
+}
+
+/// What [`answers`] gives, for long sessions: positions are loaded for single streams only, a
+/// sample of them (a merged `load(i)` walks i frames).
+fn lookup_answers(f: &RecFile, probes: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (si, s) in f.sessions().iter().enumerate() {
+        for names in [vec!["odom"], vec!["lidar"], vec![]] {
+            let r = s.replay(&names).unwrap();
+            let id = |fr: Option<recfile::Frame>| fr.map(|fr| (fr.offset(), fr.timestamp().as_nanos()));
+            out.push(format!("{si} {names:?} len {} first {:?} last {:?}", r.len(), r.first_timestamp(), r.last_timestamp()));
+            out.push(format!("{si} {names:?} all {:?}", r.iterate().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
+            out.push(format!("{si} {names:?} scan {:?}", r.scan().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
+            if names.len() == 1 {
+                let at: Vec<_> = (0..r.len()).step_by(7).chain([r.len() - 1]).map(|i| r.load(i).ok().map(|fr| fr.offset())).collect();
+                out.push(format!("{si} {names:?} at {at:?}"));
+            }
+            out.push(format!("{si} {names:?} ts {:?}", r.timestamps()));
+            for &t in probes {
+                let t0 = Timestamp::from_nanos(t);
+                out.push(format!(
+                    "{si} {names:?} t={t}: {:?} {:?} {:?} {} {:?}",
+                    id(r.find_closest(t0, None)),
+                    id(r.find_before(t0)),
+                    id(r.find_after(t0)),
+                    r.position_of(t0),
+                    r.iterate_range(t0, Some(Timestamp::from_nanos(t + 3_000_000)))
+                        .map(|x| x.map(|fr| fr.offset()).ok())
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    out
 }

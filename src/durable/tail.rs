@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 use crate::format::bytes::le_u32;
 use crate::format::index::{IndexEntry, ENTRY_LEN};
 use crate::format::record::{
-    begin_index, decode_block, decode_summary_block, lowbit, put_record, salt_crc, IndexStream, Kind, RunRef, SessionEndBody, SummaryBlock,
-    BLOCK_HEADER_LEN, CHECKPOINT_FIXED_LEN, INDEX_STREAM_LEN, MAX_BODY_LEN, RECORD_HEADER_LEN, RUN_LEN, SUMMARY_BLOCK_LEN,
+    begin_index, decode_block, decode_summary_block, lowbit, put_record, salt_crc, sample_chunk_runs, ChunkBuilder, IndexSample,
+    IndexStream, Kind, RunRef, SessionEndBody, SummaryBlock, BLOCK_HEADER_LEN, CHECKPOINT_FIXED_LEN, INDEX_STREAM_LEN, MAX_BODY_LEN,
+    RECORD_HEADER_LEN, RUN_LEN, SUMMARY_BLOCK_LEN,
 };
 use crate::storage::Storage;
 
@@ -244,11 +245,19 @@ pub(crate) fn write_index_and_end(
     // The record goes to storage in pieces when long; its CRC is computed on the way.
     let mut sink = RecordSink::new(pos, start, salt_crc(salt));
     let mut out_at = pos;
+    // The sample (format 1.1) that follows the Index: its chunks are hashed as the directories
+    // are written.
+    let chunk_runs = sample_chunk_runs(table.iter().map(|s| s.run_count).max().unwrap_or(0));
+    let mut chunks = Vec::with_capacity(streams.len());
     // Pass 2: each stream's run directory.
     for (i, s) in streams.iter().enumerate() {
+        let mut sample = ChunkBuilder::new(chunk_runs);
         match &merged[i] {
             Some(e) if !e.is_empty() => {
-                out.extend_from_slice(&RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at }.encode());
+                let run = RunRef { first_ts: e[0].ts, count: e.len() as u64, entries_offset: inline_at };
+                let bytes = run.encode();
+                sample.push(&run, &bytes);
+                out.extend_from_slice(&bytes);
                 inline_at += (e.len() * ENTRY_LEN) as u64;
             }
             Some(_) => {}
@@ -260,14 +269,14 @@ pub(crate) fn write_index_and_end(
                     let batch: Vec<(u32, u64)> = records.drain(..1).collect();
                     for_each_block(storage, &batch, |b| {
                         if b.block.stream == s.id {
-                            out.extend_from_slice(
-                                &RunRef {
-                                    first_ts: b.block.first_ts,
-                                    count: u64::from(b.block.count),
-                                    entries_offset: b.block.entries_offset,
-                                }
-                                .encode(),
-                            );
+                            let run = RunRef {
+                                first_ts: b.block.first_ts,
+                                count: u64::from(b.block.count),
+                                entries_offset: b.block.entries_offset,
+                            };
+                            let bytes = run.encode();
+                            sample.push(&run, &bytes);
+                            out.extend_from_slice(&bytes);
                             written += 1;
                         }
                     })?;
@@ -284,6 +293,7 @@ pub(crate) fn write_index_and_end(
                 }
             }
         }
+        chunks.push(sample.finish());
     }
     out.extend(std::iter::repeat_n(0u8, pad as usize));
     for e in merged.iter().flatten() {
@@ -294,10 +304,11 @@ pub(crate) fn write_index_and_end(
             }
         }
     }
-    sink.finish(out, storage)?;
+    let index_crc = sink.finish(out, storage)?;
     // The rest of `out` (the end of the Index record) starts at `out_at`.
-    let pos_after_index = out_at + out.len() as u64;
-    let end_offset = pos_after_index;
+    let sample = IndexSample { index_offset: pos, index_crc, last_checkpoint_back: back, chunk_runs, streams: table, chunks };
+    put_record(out, Kind::IndexSample, salt, &sample.encode());
+    let end_offset = out_at + out.len() as u64;
     let body = SessionEndBody {
         session_start: end.session_start,
         index_offset: pos,
@@ -347,14 +358,14 @@ impl RecordSink {
         Ok(())
     }
 
-    /// Fills in the CRC once the whole record has been appended.
-    pub fn finish(mut self, buf: &mut [u8], storage: &mut dyn Storage) -> Result<()> {
+    /// Fills in the CRC once the whole record has been appended, and returns it.
+    pub fn finish(mut self, buf: &mut [u8], storage: &mut dyn Storage) -> Result<u32> {
         self.hash_pending(buf);
-        let crc = self.hasher.finalize().to_le_bytes();
+        let crc = self.hasher.finalize();
         match self.start_in_buf {
-            Some(s) => buf[s..s + 4].copy_from_slice(&crc),
-            None => storage.write_at(self.offset, &crc)?,
+            Some(s) => buf[s..s + 4].copy_from_slice(&crc.to_le_bytes()),
+            None => storage.write_at(self.offset, &crc.to_le_bytes())?,
         }
-        Ok(())
+        Ok(crc)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::layout::{directory_runs, discover, Run, RunLoc, RunSource, SessionLayout, SessionState};
 use super::replay::{Replay, StreamIndex};
+use super::runs::RunTable;
 use super::salvage::discover_salvaged;
 use crate::error::{Error, Result};
 use crate::format::header::{FileHeader, Slots};
@@ -61,6 +62,7 @@ impl FileInner {
         let cell = &self.run_cache[session][stream];
         cell.get_or_init(|| match &layout.runs {
             RunSource::Built(r) => Ok(r.clone()),
+            RunSource::Sampled(t) => Ok(RunTable::Sampled(t.clone()).to_runs(self.bytes())),
             RunSource::Directory { offset, count } => match directory_runs(self.bytes(), *offset, *count) {
                 Ok(r) => Ok(r.into()),
                 Err(_) => Ok(self.scanned(session, stream)),
@@ -68,6 +70,15 @@ impl FileInner {
         })
         .clone()
         .map_err(|reason| Error::Malformed { what: "index", offset: self.sessions[session].index_offset.unwrap_or(0), reason })
+    }
+
+    /// The runs of stream `stream` of session `session` as lookups use them: a finished 1.1
+    /// session's directory in place (read a chunk at a time), otherwise [`FileInner::runs`].
+    pub fn run_table(&self, session: usize, stream: usize) -> Result<RunTable> {
+        match &self.sessions[session].streams[stream].runs {
+            RunSource::Sampled(t) => Ok(RunTable::Sampled(t.clone())),
+            _ => Ok(RunTable::built(self.runs(session, stream)?)),
+        }
     }
 
     /// The runs of a stream that every entry can be relied on: its index when the records
@@ -81,9 +92,15 @@ impl FileInner {
     /// Whether the runs of a stream's index lie in records whose CRC holds (checked once, on
     /// first need: O(checkpoints) reads).
     pub fn index_trusted(&self, session: usize, stream: usize) -> bool {
-        *self.index_trusted[session][stream].get_or_init(|| match self.runs(session, stream) {
-            Ok(runs) => self.runs_checked(session, &runs),
-            Err(_) => false,
+        *self.index_trusted[session][stream].get_or_init(|| {
+            let chunks_hold = match &self.sessions[session].streams[stream].runs {
+                RunSource::Sampled(t) => t.holds(self.bytes()),
+                _ => true,
+            };
+            match self.runs(session, stream) {
+                Ok(runs) => chunks_hold && self.runs_checked(session, &runs),
+                Err(_) => false,
+            }
         })
     }
 
@@ -98,7 +115,9 @@ impl FileInner {
     fn runs_checked(&self, session: usize, runs: &[Run]) -> bool {
         let s = &self.sessions[session];
         let Some(last) = s.last_checkpoint else { return true };
-        let index_range = s.index_offset.and_then(|o| crate::format::record::read_record(self.bytes(), o, None).ok().map(|r| (o, r.end())));
+        // Opened through its sample, a session's Index record has not had its CRC checked yet.
+        let salt = (!s.index_checked).then_some(s.salt);
+        let index_range = s.index_offset.and_then(|o| crate::format::record::read_record(self.bytes(), o, salt).ok().map(|r| (o, r.end())));
         let checked = self.checked_checkpoints[session]
             .get_or_init(|| super::layout::checked_checkpoint_ranges(self.bytes(), s.salt, s.offset, last));
         runs.iter().all(|r| match &r.loc {
@@ -528,7 +547,7 @@ impl Session {
                 if names.is_empty() { "no streams".into() } else { names.join(", ") }
             ))
         })?;
-        let runs = self.file.runs(self.index, pos)?;
+        let runs = self.file.run_table(self.index, pos)?;
         let s = &l.streams[pos];
         Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts))
     }

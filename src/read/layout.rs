@@ -5,6 +5,7 @@
 //! plus a scan of the records after its last checkpoint: O(checkpoints + tail), never the
 //! whole session, unless the chain itself is damaged.
 
+use super::runs::SampledRuns;
 use crate::error::{Error, Result};
 use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
@@ -13,7 +14,7 @@ use crate::format::record::{
     decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, SessionEndBody,
     SessionStartBody, StreamDefBody, RUN_LEN,
 };
-use crate::format::record::{lowbit, BlockHeader, CheckpointLog, RunRef, SummaryBlock};
+use crate::format::record::{lowbit, BlockHeader, CheckpointLog, IndexSample, RunRef, SummaryBlock, RECORD_HEADER_LEN};
 use std::sync::Arc;
 
 /// The state of a session.
@@ -68,6 +69,8 @@ pub(crate) enum RunSource {
     Directory { offset: u64, count: u64 },
     /// Runs built when the file was opened.
     Built(Arc<[Run]>),
+    /// The run directory of a finished session's Index, described by its sample (1.1).
+    Sampled(Arc<SampledRuns>),
 }
 
 /// One stream as found in the file.
@@ -104,6 +107,9 @@ pub(crate) struct SessionLayout {
     /// Offset of the last checkpoint, when known: the checkpoint records whose blocks the
     /// runs reference are found from it and checked before the runs are used.
     pub last_checkpoint: Option<u64>,
+    /// Whether the Index record's CRC was checked at open (false when the session was opened
+    /// through its Index sample: it is checked when an entry does not name its frame).
+    pub index_checked: bool,
     /// Damaged stretches that reading this session skipped, with records that validate after
     /// each (so not a torn end): what a reader warns about.
     pub skipped: Vec<String>,
@@ -441,7 +447,7 @@ fn scan_tail(file: &[u8], scan: &mut ActiveScan, mut at: u64) {
                     scan.tail_start = r.end();
                 }
                 // The description repeats what the start and the definitions said: nothing new here.
-                Some(Kind::Index) | Some(Kind::Description) => {}
+                Some(Kind::Index) | Some(Kind::Description) | Some(Kind::IndexSample) => {}
                 Some(Kind::SessionEnd) => {
                     let end = SessionEndBody::decode(r.body, at)?;
                     if end.session_start != scan.offset {
@@ -575,18 +581,33 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
             reason: format!("index offset {} outside the session", end.index_offset),
         });
     }
-    // The Index record's CRC covers its stream table, run directories and inline entries: an
-    // index that fails it is never used (the session is then read by scanning its records).
-    let idx = read_record(file, end.index_offset, Some(salt))?;
-    if idx.kind() != Some(Kind::Index) {
+    // Format 1.1: the Index sample after the Index gives its stream table and a sample of its
+    // run directories, checked by the sample's own CRC, so that opening reads a few pages
+    // whatever the session's length; the directories are checked a chunk at a time as lookups
+    // use them, and the Index record's CRC only when an entry does not name its frame (§7).
+    // Without a sample (1.0) or with a damaged one, the Index record's CRC covers its stream
+    // table, run directories and inline entries: an index that fails it is never used (the
+    // session is then read by scanning its records).
+    let unchecked_idx = read_record(file, end.index_offset, None)?;
+    if unchecked_idx.kind() != Some(Kind::Index) {
         return Err(Error::Malformed {
             what: "index",
             offset: end.index_offset,
-            reason: format!("expected an index record (kind 5), found kind {}", idx.kind_byte),
+            reason: format!("expected an index record (kind 5), found kind {}", unchecked_idx.kind_byte),
         });
     }
+    let sample = read_sample(file, salt, end.index_offset, unchecked_idx.end());
+    let (table, back, index_checked) = match &sample {
+        Some(smp) => (smp.streams.clone(), smp.last_checkpoint_back, false),
+        None => {
+            let idx = read_record(file, end.index_offset, Some(salt))?;
+            let back = crate::format::bytes::le_u32(idx.body.get(..8).unwrap_or(&[0; 8]), 4);
+            (decode_index_streams(idx.body, end.index_offset)?, back, true)
+        }
+    };
+    let body_range = (end.index_offset + RECORD_HEADER_LEN as u64, unchecked_idx.end());
     let mut streams = Vec::new();
-    for (i, s) in decode_index_streams(idx.body, end.index_offset)?.into_iter().enumerate() {
+    for (i, s) in table.into_iter().enumerate() {
         if usize::from(s.stream) != i {
             return Err(Error::Malformed {
                 what: "index",
@@ -601,6 +622,14 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
                 reason: format!("definition of stream {i} at {} outside the session", s.def_offset),
             });
         }
+        let dir_end = s.run_count.checked_mul(RUN_LEN as u64).and_then(|l| s.runs_offset.checked_add(l));
+        if !dir_end.is_some_and(|e| s.runs_offset >= body_range.0 && e <= body_range.1) {
+            return Err(Error::Malformed {
+                what: "index",
+                offset: end.index_offset,
+                reason: format!("run directory of stream {} ({} runs at {}) lies outside the record", s.stream, s.run_count, s.runs_offset),
+            });
+        }
         let d = read_record_of(file, s.def_offset, salt, Kind::StreamDef)?;
         let def = StreamDefBody::decode(d.body, s.def_offset)?;
         if def.stream != s.stream {
@@ -610,13 +639,19 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
                 reason: format!("defines stream {}, index expects {}", def.stream, s.stream),
             });
         }
+        let runs = match &sample {
+            Some(smp) => {
+                RunSource::Sampled(Arc::new(SampledRuns::new(s.runs_offset, s.run_count, smp.chunk_runs, smp.chunks[i].clone(), s.frames)))
+            }
+            None => RunSource::Directory { offset: s.runs_offset, count: s.run_count },
+        };
         streams.push(StreamLayout {
             def,
             frames: s.frames,
             payload_bytes: s.payload_bytes,
             first_ts: s.first_ts,
             last_ts: s.last_ts,
-            runs: RunSource::Directory { offset: s.runs_offset, count: s.run_count },
+            runs,
         });
     }
     Ok(SessionLayout {
@@ -632,11 +667,21 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
         index_offset: Some(end.index_offset),
         end_offset: Some(end_offset),
         segment_end: r.end(),
-        last_checkpoint: crate::format::record::index_last_checkpoint(idx.body, end.index_offset),
+        last_checkpoint: (back > 0).then(|| end.index_offset.checked_sub(u64::from(back))).flatten(),
+        index_checked,
         skipped: Vec::new(),
         end: Some(end),
         stop: None,
     })
+}
+
+/// The Index sample right after the Index record at `index_offset` (which ends at
+/// `index_end`), when there is one that passes its CRC and describes that record.
+fn read_sample(file: &[u8], salt: u32, index_offset: u64, index_end: u64) -> Option<IndexSample> {
+    let r = read_record_of(file, index_end, salt, Kind::IndexSample).ok()?;
+    let smp = IndexSample::decode(r.body, index_end).ok()?;
+    let index_crc = crate::format::bytes::le_u32(file.get(index_offset as usize..)?.get(..4)?, 0);
+    (smp.index_offset == index_offset && smp.index_crc == index_crc).then_some(smp)
 }
 
 /// Reads the run directory of a finished stream into runs, bounds-checking each run.
@@ -692,6 +737,7 @@ pub(crate) fn layout_of_active(file: &[u8], scan: &ActiveScan, state: SessionSta
         streams,
         stop: scan.stop.clone(),
         last_checkpoint: (scan.last_checkpoint != 0).then_some(scan.last_checkpoint),
+        index_checked: true,
         skipped: scan.damage.iter().map(|(at, why)| format!("damaged record at offset {at}: {why}")).collect(),
     })
 }

@@ -5,6 +5,7 @@ mod frame;
 pub(crate) mod interval;
 pub(crate) mod layout;
 mod replay;
+mod runs;
 pub(crate) mod salvage;
 
 pub use file::{is_internal_encoding, RecFile, Session, StreamInfo, INTERNAL_ENCODING_PREFIX};

@@ -4,6 +4,7 @@ use super::file::Session;
 use super::frame::{Frame, FrameRef};
 use super::interval::IntervalCheck;
 use super::layout::{Run, RunLoc};
+use super::runs::RunTable;
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry};
 use crate::format::record::{decode_frame, read_record, Kind};
@@ -20,24 +21,21 @@ pub(crate) struct StreamIndex {
     pub id: u16,
     pub name: Arc<str>,
     pub encoding: Arc<str>,
-    pub runs: Arc<[Run]>,
-    /// First timestamp of each run, contiguous: the small, cache-resident level searched first.
-    pub firsts: Arc<[i64]>,
+    pub runs: RunTable,
     /// Timestamp of the last entry (for interpolating in the last run).
     pub last_ts: i64,
     pub len: u64,
 }
 
 impl StreamIndex {
-    pub fn new(id: u16, name: &str, encoding: &str, runs: Arc<[Run]>, last_ts: i64) -> Self {
-        let len = runs.last().map_or(0, |r| r.cum_start + r.count);
-        let firsts = runs.iter().map(|r| r.first_ts).collect();
-        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, firsts, last_ts, len }
+    pub fn new(id: u16, name: &str, encoding: &str, runs: RunTable, last_ts: i64) -> Self {
+        let len = runs.entries();
+        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, last_ts, len }
     }
 
     /// The same stream over other runs (its frames as found by a scan of the session).
     fn with_runs(&self, runs: Arc<[Run]>, last_ts: i64) -> Self {
-        StreamIndex::new(self.id, &self.name, &self.encoding, runs, last_ts)
+        StreamIndex::new(self.id, &self.name, &self.encoding, RunTable::built(runs), last_ts)
     }
 }
 
@@ -146,13 +144,17 @@ impl Replay {
     /// The first (`last == false`) or last entry of a stream, checked against its frame.
     fn checked_end(&self, s: &StreamIndex, last: bool) -> Option<IndexEntry> {
         let end = |s: &StreamIndex| if last { s.len.checked_sub(1).and_then(|i| self.entry(s, i)) } else { self.entry(s, 0) };
-        let e = end(s)?;
-        if self.names_frame(s, e) {
-            return Some(e);
+        if s.len == 0 {
+            return None;
+        }
+        // A damaged directory chunk may not place the end: the scanned frames do.
+        let e = end(s);
+        if e.is_some_and(|e| self.names_frame(s, e)) {
+            return e;
         }
         match self.fallback(s) {
             Some(f) => end(&f),
-            None => Some(e),
+            None => e,
         }
     }
 
@@ -169,10 +171,16 @@ impl Replay {
         EntrySlice::new(bytes)
     }
 
+    /// Run `r` of a stream, `None` past its end.
+    #[inline]
+    fn run<'a>(&'a self, s: &'a StreamIndex, r: usize) -> Option<&'a Run> {
+        s.runs.get(self.session.file.bytes(), r)
+    }
+
     /// The entry under a cursor, if it is not the end.
     #[inline]
     fn at(&self, s: &StreamIndex, c: Cursor) -> Option<IndexEntry> {
-        let run = s.runs.get(c.0)?;
+        let run = self.run(s, c.0)?;
         let e = self.run_entries(run);
         (c.1 < e.len()).then(|| e.get(c.1))
     }
@@ -180,14 +188,14 @@ impl Replay {
     /// The offset of the last frame that the run under cursor `c` names.
     #[inline]
     fn run_last_offset(&self, s: &StreamIndex, c: Cursor) -> Option<u64> {
-        let e = self.run_entries(s.runs.get(c.0)?);
+        let e = self.run_entries(self.run(s, c.0)?);
         e.len().checked_sub(1).map(|i| e.get(i).offset)
     }
 
     /// The cursor after `c`.
     #[inline]
     fn next(&self, s: &StreamIndex, c: Cursor) -> Cursor {
-        match s.runs.get(c.0) {
+        match self.run(s, c.0) {
             Some(run) if (c.1 as u64) + 1 < run.count => (c.0, c.1 + 1),
             Some(_) => (c.0 + 1, 0),
             None => c,
@@ -201,13 +209,13 @@ impl Replay {
             return Some((c.0, c.1 - 1));
         }
         let r = c.0.checked_sub(1)?;
-        Some((r, usize::try_from(s.runs[r].count.checked_sub(1)?).ok()?))
+        Some((r, usize::try_from(self.run(s, r)?.count.checked_sub(1)?).ok()?))
     }
 
     /// Normalises a cursor past the end of a run to the start of the next.
     #[inline]
     fn fix(&self, s: &StreamIndex, r: usize, j: usize) -> Cursor {
-        if (j as u64) < s.runs[r].count {
+        if self.run(s, r).is_some_and(|run| (j as u64) < run.count) {
             (r, j)
         } else {
             (r + 1, 0)
@@ -218,9 +226,10 @@ impl Replay {
     /// next run's (or the stream's last).
     #[inline]
     fn guess(&self, s: &StreamIndex, r: usize, t: i64) -> usize {
-        let lo = s.firsts[r];
-        let hi = s.firsts.get(r + 1).copied().unwrap_or(s.last_ts);
-        let n = s.runs[r].count as f64;
+        let Some(run) = self.run(s, r) else { return 0 };
+        let lo = run.first_ts;
+        let hi = self.run(s, r + 1).map_or(s.last_ts, |next| next.first_ts);
+        let n = run.count as f64;
         if hi <= lo || t <= lo {
             return 0;
         }
@@ -238,14 +247,15 @@ impl Replay {
     /// page while the index is searched (a counting query such as `position_of` does not).
     #[inline]
     fn lower_with(&self, s: &StreamIndex, t: i64, for_frame: bool) -> Cursor {
-        match s.firsts.partition_point(|&f| f < t).checked_sub(1) {
+        match s.runs.count_first(self.session.file.bytes(), |f| f < t).checked_sub(1) {
             None => (0, 0),
             Some(r) => {
                 let guess = self.guess(s, r, t);
                 if for_frame {
                     self.touch_predicted_frame(s, r, guess);
                 }
-                self.fix(s, r, self.run_entries(&s.runs[r]).partition_from(guess, |x| x < t))
+                let Some(run) = self.run(s, r) else { return (r, 0) };
+                self.fix(s, r, self.run_entries(run).partition_from(guess, |x| x < t))
             }
         }
     }
@@ -256,13 +266,10 @@ impl Replay {
     /// of after it. A plain load, so a wrong guess costs only memory bandwidth.
     #[inline]
     fn touch_predicted_frame(&self, s: &StreamIndex, r: usize, j: usize) {
-        let (Some(RunLoc::File(end)), Some(RunLoc::File(prev))) =
-            (s.runs.get(r).map(|x| &x.loc), r.checked_sub(1).and_then(|p| s.runs.get(p)).map(|x| &x.loc))
-        else {
-            return;
-        };
-        let start = prev.saturating_add(s.runs[r - 1].count.saturating_mul(16));
-        let count = s.runs[r].count.max(1);
+        let (Some(run), Some(before)) = (self.run(s, r), r.checked_sub(1).and_then(|p| self.run(s, p))) else { return };
+        let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return };
+        let start = prev.saturating_add(before.count.saturating_mul(16));
+        let count = run.count.max(1);
         let predicted = start.saturating_add(end.saturating_sub(start).saturating_mul(j as u64) / count);
         std::hint::black_box(self.session.file.bytes().get(predicted as usize).copied());
     }
@@ -270,22 +277,24 @@ impl Replay {
     /// Cursor of the first entry with timestamp > t.
     #[inline]
     fn upper(&self, s: &StreamIndex, t: i64) -> Cursor {
-        match s.firsts.partition_point(|&f| f <= t).checked_sub(1) {
+        match s.runs.count_first(self.session.file.bytes(), |f| f <= t).checked_sub(1) {
             None => (0, 0),
-            Some(r) => self.fix(s, r, self.run_entries(&s.runs[r]).partition_from(self.guess(s, r, t), |x| x <= t)),
+            Some(r) => match self.run(s, r) {
+                Some(run) => self.fix(s, r, self.run_entries(run).partition_from(self.guess(s, r, t), |x| x <= t)),
+                None => (r, 0),
+            },
         }
     }
 
     /// Cursor of global position `i` (`None` past the end).
     fn cursor_of(&self, s: &StreamIndex, i: u64) -> Option<Cursor> {
-        let r = s.runs.partition_point(|run| run.cum_start <= i).checked_sub(1)?;
-        let j = i - s.runs[r].cum_start;
-        (j < s.runs[r].count).then_some((r, j as usize))
+        let r = s.runs.run_at_position(self.session.file.bytes(), i)?;
+        Some((r, (i - self.run(s, r)?.cum_start) as usize))
     }
 
     /// Global position of a cursor.
     fn position(&self, s: &StreamIndex, c: Cursor) -> u64 {
-        s.runs.get(c.0).map_or(s.len, |run| run.cum_start + c.1 as u64)
+        self.run(s, c.0).map_or(s.len, |run| run.cum_start + c.1 as u64)
     }
 
     /// Entry at global position `i`.
@@ -313,8 +322,9 @@ impl Replay {
             return Err(Error::IndexOutOfRange { index: i, len });
         }
         if let [s] = self.streams.as_slice() {
-            let e = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len })?;
-            return match self.load_entry(s, e) {
+            // A damaged directory chunk may not place position i: the scanned frames do.
+            let loaded = self.entry(s, i).ok_or(Error::IndexOutOfRange { index: i, len }).and_then(|e| self.load_entry(s, e));
+            return match loaded {
                 Err(err) => match self.fallback(s) {
                     Some(f) => self.load_entry(&f, self.entry(&f, i).ok_or(Error::IndexOutOfRange { index: i, len: f.len })?),
                     None => Err(err),
@@ -454,7 +464,7 @@ impl Replay {
         let file = &self.session.file;
         for s in &self.streams {
             // Every entry is used here, none checked against its frame: the index must hold.
-            let runs = file.checked_runs(self.session.index, usize::from(s.id)).unwrap_or_else(|_| s.runs.clone());
+            let runs = file.checked_runs(self.session.index, usize::from(s.id)).unwrap_or_else(|_| s.runs.to_runs(file.bytes()));
             for run in runs.iter() {
                 let e = self.run_entries(run);
                 out.extend((0..e.len()).map(|i| e.get(i).ts));

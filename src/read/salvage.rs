@@ -343,6 +343,7 @@ pub(crate) fn layout_of_salvaged(s: &SalvagedSession, state: SessionState) -> Se
         streams,
         stop: s.damage.first().map(|d| format!("damaged {} at offset {}: {}", d.what, d.offset, d.reason)),
         last_checkpoint: None,
+        index_checked: true,
         skipped: s.damage.iter().map(|d| format!("damaged {} at offset {} ({} bytes): {}", d.what, d.offset, d.len, d.reason)).collect(),
     }
 }

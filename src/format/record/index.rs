@@ -231,3 +231,181 @@ pub fn put_index(out: &mut Vec<u8>, salt: u32, record_offset: u64, streams: &[In
     }
     end_record(out, start, salt);
 }
+
+/// Fewest runs per chunk of an [`IndexSample`]: a chunk's directory is checked (one CRC over
+/// 24 bytes per run) the first time a lookup uses one of its runs.
+pub const MIN_SAMPLE_CHUNK_RUNS: u64 = 64;
+/// Most chunks an [`IndexSample`] gives a stream (larger directories get larger chunks).
+pub const MAX_SAMPLE_CHUNKS: u64 = 256;
+/// Encoded length of a [`SampleChunk`].
+pub const SAMPLE_CHUNK_LEN: usize = 24;
+/// Fixed part of an [`IndexSample`] body.
+pub const SAMPLE_FIXED_LEN: usize = 24;
+
+/// Runs per chunk for a session whose largest run directory has `max_runs` runs.
+pub fn sample_chunk_runs(max_runs: u64) -> u32 {
+    u32::try_from(max_runs.div_ceil(MAX_SAMPLE_CHUNKS).max(MIN_SAMPLE_CHUNK_RUNS)).unwrap_or(u32::MAX)
+}
+
+/// `chunk_runs` consecutive runs of a stream's directory, in brief.
+///
+/// ```text
+/// 0   first_ts i64          first timestamp of the chunk's first run
+/// 8   entries_before u64    entries of the stream's runs before the chunk
+/// 16  crc u32               CRC32 (plain) of the chunk's directory bytes (24 per run)
+/// 20  reserved u32
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SampleChunk {
+    /// First timestamp of its first run.
+    pub first_ts: i64,
+    /// Entries in the stream's runs before this chunk.
+    pub entries_before: u64,
+    /// CRC32 of the chunk's run directory bytes.
+    pub crc: u32,
+}
+
+impl SampleChunk {
+    /// Encodes the 24 bytes.
+    pub fn encode(&self) -> [u8; SAMPLE_CHUNK_LEN] {
+        let mut b = [0u8; SAMPLE_CHUNK_LEN];
+        b[0..8].copy_from_slice(&self.first_ts.to_le_bytes());
+        b[8..16].copy_from_slice(&self.entries_before.to_le_bytes());
+        b[16..20].copy_from_slice(&self.crc.to_le_bytes());
+        b
+    }
+    /// Decodes 24 bytes the caller has bounds-checked.
+    pub fn decode(b: &[u8]) -> SampleChunk {
+        SampleChunk { first_ts: le_i64(b, 0), entries_before: le_u64(b, 8), crc: le_u32(b, 16) }
+    }
+}
+
+/// An Index sample (kind 9, format 1.1), written right after the Index record it describes.
+///
+/// ```text
+/// 0   index_offset u64      the Index record described
+/// 8   index_crc u32         that record's CRC field
+/// 12  last checkpoint back u32 (as in the Index)
+/// 16  chunk_runs u32        runs per chunk (≥ 1)
+/// 20  stream_count u32
+/// 24  stream table          stream_count × 64 bytes, byte for byte the Index's
+/// ..  chunks                per stream, ceil(run_count / chunk_runs) × 24 bytes
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexSample {
+    /// Offset of the Index record described.
+    pub index_offset: u64,
+    /// The CRC field of that record.
+    pub index_crc: u32,
+    /// Distance back from the Index to the session's last checkpoint (0: unknown).
+    pub last_checkpoint_back: u32,
+    /// Runs per chunk.
+    pub chunk_runs: u32,
+    /// The Index's stream table.
+    pub streams: Vec<IndexStream>,
+    /// Per stream, its chunks.
+    pub chunks: Vec<Vec<SampleChunk>>,
+}
+
+impl IndexSample {
+    /// Encodes the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let n_chunks: usize = self.chunks.iter().map(Vec::len).sum();
+        let mut b = Vec::with_capacity(SAMPLE_FIXED_LEN + self.streams.len() * INDEX_STREAM_LEN + n_chunks * SAMPLE_CHUNK_LEN);
+        b.extend_from_slice(&self.index_offset.to_le_bytes());
+        b.extend_from_slice(&self.index_crc.to_le_bytes());
+        b.extend_from_slice(&self.last_checkpoint_back.to_le_bytes());
+        b.extend_from_slice(&self.chunk_runs.to_le_bytes());
+        b.extend_from_slice(&(self.streams.len() as u32).to_le_bytes());
+        for s in &self.streams {
+            b.extend_from_slice(&s.encode());
+        }
+        for c in self.chunks.iter().flatten() {
+            b.extend_from_slice(&c.encode());
+        }
+        b
+    }
+
+    /// Decodes a body (record at `offset`): every count is checked against the body's length,
+    /// and each stream has exactly the chunks its run count needs.
+    pub fn decode(body: &[u8], offset: u64) -> Result<IndexSample> {
+        let mut r = ByteReader::new(body, offset + RECORD_HEADER_LEN as u64, "index sample");
+        let index_offset = r.u64()?;
+        let index_crc = r.u32()?;
+        let last_checkpoint_back = r.u32()?;
+        let chunk_runs = r.u32()?;
+        let n = r.u32()? as usize;
+        if chunk_runs == 0 {
+            return Err(r.malformed("zero runs per chunk".into()));
+        }
+        if n > r.remaining() / INDEX_STREAM_LEN {
+            return Err(r.malformed(format!("{n} streams do not fit")));
+        }
+        let streams: Vec<IndexStream> = (0..n).map(|_| r.take(INDEX_STREAM_LEN).map(IndexStream::decode)).collect::<Result<_>>()?;
+        let mut chunks = Vec::with_capacity(n);
+        for s in &streams {
+            let count = s.run_count.div_ceil(u64::from(chunk_runs));
+            if count > (r.remaining() / SAMPLE_CHUNK_LEN) as u64 {
+                return Err(r.malformed(format!("{count} chunks of stream {} do not fit", s.stream)));
+            }
+            chunks.push((0..count).map(|_| r.take(SAMPLE_CHUNK_LEN).map(SampleChunk::decode)).collect::<Result<Vec<_>>>()?);
+        }
+        if r.remaining() != 0 {
+            return Err(r.malformed(format!("{} bytes after the chunks", r.remaining())));
+        }
+        Ok(IndexSample { index_offset, index_crc, last_checkpoint_back, chunk_runs, streams, chunks })
+    }
+}
+
+/// Builds the chunks of one stream's run directory as its bytes are written: feed every run's
+/// 24 bytes in order, then [`ChunkBuilder::finish`].
+#[derive(Debug)]
+pub struct ChunkBuilder {
+    chunk_runs: u64,
+    in_chunk: u64,
+    entries: u64,
+    hasher: crc32fast::Hasher,
+    current: SampleChunk,
+    chunks: Vec<SampleChunk>,
+}
+
+impl ChunkBuilder {
+    /// A builder for chunks of `chunk_runs` runs.
+    pub fn new(chunk_runs: u32) -> Self {
+        ChunkBuilder {
+            chunk_runs: u64::from(chunk_runs.max(1)),
+            in_chunk: 0,
+            entries: 0,
+            hasher: crc32fast::Hasher::new(),
+            current: SampleChunk::default(),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// The next run of the directory, as encoded.
+    pub fn push(&mut self, run: &RunRef, encoded: &[u8; RUN_LEN]) {
+        if self.in_chunk == 0 {
+            self.current = SampleChunk { first_ts: run.first_ts, entries_before: self.entries, crc: 0 };
+        }
+        self.hasher.update(encoded);
+        self.entries = self.entries.saturating_add(run.count);
+        self.in_chunk += 1;
+        if self.in_chunk == self.chunk_runs {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        self.current.crc = std::mem::take(&mut self.hasher).finalize();
+        self.chunks.push(self.current);
+        self.in_chunk = 0;
+    }
+
+    /// The stream's chunks.
+    pub fn finish(mut self) -> Vec<SampleChunk> {
+        if self.in_chunk > 0 {
+            self.close();
+        }
+        self.chunks
+    }
+}

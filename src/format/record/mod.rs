@@ -42,6 +42,9 @@ pub enum Kind {
     Metadata = 7,
     /// A second copy of what describes the session: its start and its stream definitions.
     Description = 8,
+    /// A finished session's index in brief: its stream table and a sample of its run
+    /// directories (format 1.1), so that opening reads a constant number of pages.
+    IndexSample = 9,
 }
 
 impl Kind {
@@ -56,6 +59,7 @@ impl Kind {
             6 => Kind::SessionEnd,
             7 => Kind::Metadata,
             8 => Kind::Description,
+            9 => Kind::IndexSample,
             _ => return None,
         })
     }
@@ -71,6 +75,7 @@ impl Kind {
             Kind::SessionEnd => "session end",
             Kind::Metadata => "metadata",
             Kind::Description => "description",
+            Kind::IndexSample => "index sample",
         }
     }
 }
