@@ -242,15 +242,30 @@ fn record_lookalikes_inside_a_damaged_checkpoint_do_not_end_the_tail_scan() {
 /// Every answer a replay gives about its frames, from the file alone: the ground truth for
 /// comparing a damaged index against the intact file.
 fn answers(f: &RecFile, probes: &[i64]) -> Vec<String> {
+    answers_of(f, probes, false)
+}
+
+/// Every answer a reader gives on `f`: first/last, walks, positions, timestamps and lookups at
+/// `probes`, per stream and merged. `long` (for long sessions) loads a sample of the positions
+/// of single streams only (a merged `load(i)` walks i frames).
+fn answers_of(f: &RecFile, probes: &[i64], long: bool) -> Vec<String> {
     let mut out = Vec::new();
     for (si, s) in f.sessions().iter().enumerate() {
         for names in [vec!["odom"], vec!["lidar"], vec![]] {
             let r = s.replay(&names).unwrap();
             let id = |fr: Option<recfile::Frame>| fr.map(|fr| (fr.offset(), fr.timestamp().as_nanos()));
-            out.push(format!("{si} {names:?} first {:?} last {:?}", r.first_timestamp(), r.last_timestamp()));
+            out.push(format!("{si} {names:?} len {} first {:?} last {:?}", r.len(), r.first_timestamp(), r.last_timestamp()));
             out.push(format!("{si} {names:?} all {:?}", r.iterate().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
             out.push(format!("{si} {names:?} scan {:?}", r.scan().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
-            out.push(format!("{si} {names:?} at {:?}", (0..r.len()).map(|i| r.load(i).ok().map(|fr| fr.offset())).collect::<Vec<_>>()));
+            let positions: Vec<u64> = match long {
+                false => (0..r.len()).collect(),
+                true if names.len() == 1 => (0..r.len()).step_by(7).chain([r.len() - 1]).collect(),
+                true => Vec::new(),
+            };
+            out.push(format!(
+                "{si} {names:?} at {:?}",
+                positions.iter().map(|&i| r.load(i).ok().map(|fr| fr.offset())).collect::<Vec<_>>()
+            ));
             out.push(format!("{si} {names:?} ts {:?}", r.timestamps()));
             for &t in probes {
                 let t0 = Timestamp::from_nanos(t);
@@ -389,7 +404,7 @@ fn a_damaged_run_directory_or_index_sample_changes_no_answer() {
     probes.extend([0, i64::MAX, i64::MIN, all[all.len() - 1] + 1]);
     probes.sort_unstable();
     probes.dedup();
-    let want = lookup_answers(&f, &probes);
+    let want = answers_of(&f, &probes, true);
     let recs = records(&original);
     let (index_at, _, _) = *recs.iter().find(|r| r.2 == 5).unwrap();
     let (sample_at, sample_end, _) = *recs.iter().find(|r| r.2 == 9).unwrap();
@@ -432,7 +447,7 @@ fn a_damaged_run_directory_or_index_sample_changes_no_answer() {
         let mut d = original.clone();
         d[*spot as usize] ^= 0x44;
         let damaged = RecFile::from_bytes(d).unwrap();
-        let got = lookup_answers(&damaged, &probes);
+        let got = answers_of(&damaged, &probes, true);
         assert_eq!(want.len(), got.len(), "{what}");
         for (w, g) in want.iter().zip(&got) {
             if w != g {
@@ -444,38 +459,4 @@ fn a_damaged_run_directory_or_index_sample_changes_no_answer() {
         assert!(!damaged.verify().ok(), "{what}: verify does not see the damage");
     }
     assert!(spots.len() >= 60, "{} spots", spots.len());
-}
-
-/// What [`answers`] gives, for long sessions: positions are loaded for single streams only, a
-/// sample of them (a merged `load(i)` walks i frames).
-fn lookup_answers(f: &RecFile, probes: &[i64]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (si, s) in f.sessions().iter().enumerate() {
-        for names in [vec!["odom"], vec!["lidar"], vec![]] {
-            let r = s.replay(&names).unwrap();
-            let id = |fr: Option<recfile::Frame>| fr.map(|fr| (fr.offset(), fr.timestamp().as_nanos()));
-            out.push(format!("{si} {names:?} len {} first {:?} last {:?}", r.len(), r.first_timestamp(), r.last_timestamp()));
-            out.push(format!("{si} {names:?} all {:?}", r.iterate().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
-            out.push(format!("{si} {names:?} scan {:?}", r.scan().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
-            if names.len() == 1 {
-                let at: Vec<_> = (0..r.len()).step_by(7).chain([r.len() - 1]).map(|i| r.load(i).ok().map(|fr| fr.offset())).collect();
-                out.push(format!("{si} {names:?} at {at:?}"));
-            }
-            out.push(format!("{si} {names:?} ts {:?}", r.timestamps()));
-            for &t in probes {
-                let t0 = Timestamp::from_nanos(t);
-                out.push(format!(
-                    "{si} {names:?} t={t}: {:?} {:?} {:?} {} {:?}",
-                    id(r.find_closest(t0, None)),
-                    id(r.find_before(t0)),
-                    id(r.find_after(t0)),
-                    r.position_of(t0),
-                    r.iterate_range(t0, Some(Timestamp::from_nanos(t + 3_000_000)))
-                        .map(|x| x.map(|fr| fr.offset()).ok())
-                        .collect::<Vec<_>>()
-                ));
-            }
-        }
-    }
-    out
 }
