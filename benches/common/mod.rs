@@ -155,6 +155,36 @@ pub fn closest_rec(path: &Path, q: &[i64]) -> Vec<u64> {
         .collect()
 }
 
+/// Per-lookup latencies (ns) of recfile `find_closest` right after opening the file: the first
+/// `q.len()` lookups (cold: the index and frame pages not yet mapped into this process), then
+/// the same lookups again (warm), each timed alone.
+pub fn closest_rec_cold_warm(path: &Path, q: &[i64]) -> (Vec<u64>, Vec<u64>) {
+    let f = RecFile::open(path).unwrap();
+    let r = f.last_session().unwrap().stream("lidar").unwrap();
+    let time = |t: i64| {
+        let s = Instant::now();
+        std::hint::black_box(r.find_closest(Timestamp::from_nanos(t), None).unwrap());
+        s.elapsed().as_nanos() as u64
+    };
+    let cold = q.iter().map(|&t| time(t)).collect();
+    let warm = q.iter().map(|&t| time(t)).collect();
+    (cold, warm)
+}
+
+/// Median time of `RecFile::open` + `last_session()` + `stream("lidar")` over `n` rounds.
+pub fn open_stream(path: &Path, n: usize) -> Duration {
+    let round = || {
+        let t = Instant::now();
+        let f = RecFile::open(path).unwrap();
+        std::hint::black_box(f.last_session().unwrap().stream("lidar").unwrap());
+        t.elapsed()
+    };
+    (0..n / 10).for_each(|_| {
+        round();
+    });
+    median((0..n).map(|_| round()).collect())
+}
+
 /// The best closest-message lookup MCAP allows: summary (read once) → chunk index → the chunk's
 /// message index → the message. Per-lookup latencies after one warm-up pass.
 pub fn closest_mcap(path: &Path, q: &[i64]) -> Vec<u64> {

@@ -21,6 +21,8 @@ pub(crate) struct SampledRuns {
     count: u64,
     /// Runs per chunk.
     chunk_runs: u64,
+    /// log2 of `chunk_runs` when it is a power of two (as 1.1 writers make it).
+    shift: Option<u32>,
     chunks: Box<[SampleChunk]>,
     /// First timestamp of each chunk, contiguous: the level searched first.
     firsts: Box<[i64]>,
@@ -36,7 +38,9 @@ impl SampledRuns {
     pub fn new(offset: u64, count: u64, chunk_runs: u32, chunks: Vec<SampleChunk>, entries: u64) -> Self {
         let firsts = chunks.iter().map(|c| c.first_ts).collect();
         let parsed = chunks.iter().map(|_| OnceLock::new()).collect();
-        SampledRuns { offset, count, chunk_runs: u64::from(chunk_runs.max(1)), chunks: chunks.into(), firsts, entries, parsed }
+        let chunk_runs = u64::from(chunk_runs.max(1));
+        let shift = chunk_runs.is_power_of_two().then(|| chunk_runs.trailing_zeros());
+        SampledRuns { offset, count, chunk_runs, shift, chunks: chunks.into(), firsts, entries, parsed }
     }
 
     /// The runs of chunk `c`. A chunk whose bytes fail its CRC, or whose runs do not lie in the
@@ -132,8 +136,11 @@ impl RunTable {
                 if r as u64 >= s.count {
                     return None;
                 }
-                let k = s.chunk_runs as usize;
-                s.chunk(file, r / k).get(r % k)
+                let (c, i) = match s.shift {
+                    Some(b) => (r >> b, r & ((1 << b) - 1)),
+                    None => (r / s.chunk_runs as usize, r % s.chunk_runs as usize),
+                };
+                s.chunk(file, c).get(i)
             }
         }
     }

@@ -242,9 +242,11 @@ pub const SAMPLE_CHUNK_LEN: usize = 24;
 /// Fixed part of an [`IndexSample`] body.
 pub const SAMPLE_FIXED_LEN: usize = 24;
 
-/// Runs per chunk for a session whose largest run directory has `max_runs` runs.
+/// Runs per chunk for a session whose largest run directory has `max_runs` runs: a power of
+/// two (readers then find a run's chunk with a shift).
 pub fn sample_chunk_runs(max_runs: u64) -> u32 {
-    u32::try_from(max_runs.div_ceil(MAX_SAMPLE_CHUNKS).max(MIN_SAMPLE_CHUNK_RUNS)).unwrap_or(u32::MAX)
+    let k = max_runs.div_ceil(MAX_SAMPLE_CHUNKS).max(MIN_SAMPLE_CHUNK_RUNS).next_power_of_two();
+    u32::try_from(k).unwrap_or(1 << 31)
 }
 
 /// `chunk_runs` consecutive runs of a stream's directory, in brief.
