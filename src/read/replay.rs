@@ -6,7 +6,7 @@ use super::interval::IntervalCheck;
 use super::layout::{Run, RunLoc};
 use super::runs::RunTable;
 use crate::error::{Error, Result};
-use crate::format::index::{EntrySlice, IndexEntry};
+use crate::format::index::{EntrySlice, IndexEntry, ENTRY_LEN};
 use crate::format::record::{decode_frame, read_record, Kind};
 use crate::time::{duration_nanos, Timestamp};
 use std::borrow::Cow;
@@ -532,6 +532,9 @@ struct MergeState {
     switched: Vec<bool>,
     /// The interval CRCs that vouch for frames read in file order.
     intervals: IntervalCheck,
+    /// A one-stream walk's current run, when its entries lie in the file: (run, first entry's
+    /// offset, entries readable, the run's count). Saves finding the run again for each frame.
+    walk_run: Option<(usize, usize, usize, u64)>,
 }
 
 impl MergeState {
@@ -544,6 +547,7 @@ impl MergeState {
             last: vec![None; n],
             switched: Vec::with_capacity(n),
             intervals: IntervalCheck::for_walk(r.session.layout(), r.streams.iter().map(|s| usize::from(s.id))),
+            walk_run: None,
         };
         for s in &r.streams {
             let (s, c) = r.checked_bound(s, |s| start(r, s));
@@ -609,6 +613,7 @@ impl MergeState {
             return false;
         }
         self.switched[si] = true;
+        self.walk_run = None;
         let Some(f) = r.fallback(&self.streams[si]) else { return false };
         let mut c = match after {
             Some(l) => r.lower(&f, l.ts),
@@ -638,7 +643,18 @@ impl MergeState {
         if let ([s], [c]) = (self.streams.as_slice(), self.pos.as_mut_slice()) {
             // One stream: a plain walk, no heap.
             let at = *c;
+            if let Some((run, start, _, count)) = self.walk_run.filter(|w| w.0 == at.0 && at.1 < w.2) {
+                let bytes = r.session.file.bytes();
+                if let Some(b) = bytes.get(start + at.1 * ENTRY_LEN..start + (at.1 + 1) * ENTRY_LEN) {
+                    *c = if (at.1 as u64) + 1 < count { (run, at.1 + 1) } else { (run + 1, 0) };
+                    return Some((0, IndexEntry::decode(b), at));
+                }
+            }
             let e = r.at(s, at)?;
+            self.walk_run = r.run(s, at.0).and_then(|run| match run.loc {
+                RunLoc::File(o) => Some((at.0, usize::try_from(o).ok()?, r.run_entries(run).len(), run.count)),
+                RunLoc::Owned(_) => None,
+            });
             *c = r.next(s, at);
             return Some((0, e, at));
         }
