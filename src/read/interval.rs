@@ -91,25 +91,26 @@ impl IntervalCheck {
     #[cold]
     pub fn check_interval_of(&mut self, file: &[u8], offset: u64, hint: u64) -> bool {
         if self.hints && hint > offset && hint - offset <= MAX_INTERVAL {
-            if let Some((start, cp)) = self.find_interval(file, offset, hint).1 {
-                self.good = (start, cp);
-                self.boundary = start;
-                return true;
+            if let Some(found) = self.find_interval(file, offset, hint).1 {
+                return self.accept(found);
             }
             // An inline run (in the Index record) or a damaged entry: hints do not help here.
             self.hints = false;
         }
         match self.find_interval(file, offset, offset) {
-            (_, Some((start, cp))) => {
-                self.good = (start, cp);
-                self.boundary = start;
-                true
-            }
+            (_, Some(found)) => self.accept(found),
             (reached, None) => {
                 self.bad = (offset, reached.max(offset + 1));
                 false
             }
         }
+    }
+
+    /// Takes `[start, checkpoint)` as the interval checked last, its start as the boundary.
+    fn accept(&mut self, (start, checkpoint): (u64, u64)) -> bool {
+        self.good = (start, checkpoint);
+        self.boundary = start;
+        true
     }
 
     /// Hops from `from` to the next checkpoint and checks it and its interval, which must hold

@@ -11,10 +11,13 @@ use crate::format::header::{Slot, SlotState, Slots, HEADER_LEN};
 use crate::format::index::{encode_entries, IndexEntry, ENTRY_LEN};
 use crate::format::record::RunInfo;
 use crate::format::record::{
+    check_directory_in, checkpoint_back_from, index_last_checkpoint, lowbit, BlockHeader, CheckpointLog, IndexSample, RunRef, SummaryBlock,
+    RECORD_HEADER_LEN,
+};
+use crate::format::record::{
     decode_frame, decode_index_streams, decode_metadata, read_record, read_record_of, CheckpointBody, Kind, SessionEndBody,
     SessionStartBody, StreamDefBody, RUN_LEN,
 };
-use crate::format::record::{lowbit, BlockHeader, CheckpointLog, IndexSample, RunRef, SummaryBlock, RECORD_HEADER_LEN};
 use std::sync::Arc;
 
 /// The state of a session.
@@ -541,7 +544,7 @@ pub(crate) fn entries_in(file: &[u8], offset: u64, count: u64) -> Result<&[u8]> 
     Ok(&file[offset as usize..(offset + count * ENTRY_LEN as u64) as usize])
 }
 
-fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
+pub(crate) fn check_entries_in(file: &[u8], offset: u64, count: u64) -> Result<()> {
     let end = count.checked_mul(ENTRY_LEN as u64).and_then(|l| l.checked_add(offset));
     match end {
         Some(end) if end <= file.len() as u64 && offset.is_multiple_of(8) && count > 0 => Ok(()),
@@ -596,16 +599,22 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
             reason: format!("expected an index record (kind 5), found kind {}", unchecked_idx.kind_byte),
         });
     }
-    let sample = read_sample(file, salt, end.index_offset, unchecked_idx.end());
-    let (table, back, index_checked) = match &sample {
-        Some(smp) => (smp.streams.clone(), smp.last_checkpoint_back, false),
+    // With a sample: its chunks per stream (taken as each stream is read).
+    let (table, mut sampled, last_checkpoint, index_checked) = match read_sample(file, salt, end.index_offset, unchecked_idx.end()) {
+        Some(smp) => {
+            let body = (end.index_offset + RECORD_HEADER_LEN as u64, unchecked_idx.end());
+            for s in &smp.streams {
+                check_directory_in(s, end.index_offset, body.0, body.1)?;
+            }
+            let back = checkpoint_back_from(end.index_offset, smp.last_checkpoint_back);
+            (smp.streams, Some((smp.chunk_runs, smp.chunks)), back, false)
+        }
         None => {
             let idx = read_record(file, end.index_offset, Some(salt))?;
-            let back = crate::format::bytes::le_u32(idx.body.get(..8).unwrap_or(&[0; 8]), 4);
-            (decode_index_streams(idx.body, end.index_offset)?, back, true)
+            let back = index_last_checkpoint(idx.body, end.index_offset);
+            (decode_index_streams(idx.body, end.index_offset)?, None, back, true)
         }
     };
-    let body_range = (end.index_offset + RECORD_HEADER_LEN as u64, unchecked_idx.end());
     let mut streams = Vec::new();
     for (i, s) in table.into_iter().enumerate() {
         if usize::from(s.stream) != i {
@@ -622,14 +631,6 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
                 reason: format!("definition of stream {i} at {} outside the session", s.def_offset),
             });
         }
-        let dir_end = s.run_count.checked_mul(RUN_LEN as u64).and_then(|l| s.runs_offset.checked_add(l));
-        if !dir_end.is_some_and(|e| s.runs_offset >= body_range.0 && e <= body_range.1) {
-            return Err(Error::Malformed {
-                what: "index",
-                offset: end.index_offset,
-                reason: format!("run directory of stream {} ({} runs at {}) lies outside the record", s.stream, s.run_count, s.runs_offset),
-            });
-        }
         let d = read_record_of(file, s.def_offset, salt, Kind::StreamDef)?;
         let def = StreamDefBody::decode(d.body, s.def_offset)?;
         if def.stream != s.stream {
@@ -639,9 +640,10 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
                 reason: format!("defines stream {}, index expects {}", def.stream, s.stream),
             });
         }
-        let runs = match &sample {
-            Some(smp) => {
-                RunSource::Sampled(Arc::new(SampledRuns::new(s.runs_offset, s.run_count, smp.chunk_runs, smp.chunks[i].clone(), s.frames)))
+        let runs = match &mut sampled {
+            Some((k, chunks)) => {
+                let chunks = chunks.get_mut(i).map(std::mem::take).unwrap_or_default();
+                RunSource::Sampled(Arc::new(SampledRuns::new(s.runs_offset, s.run_count, *k, chunks, s.frames)))
             }
             None => RunSource::Directory { offset: s.runs_offset, count: s.run_count },
         };
@@ -667,7 +669,7 @@ pub(crate) fn read_finished(file: &[u8], end_offset: u64) -> Result<SessionLayou
         index_offset: Some(end.index_offset),
         end_offset: Some(end_offset),
         segment_end: r.end(),
-        last_checkpoint: (back > 0).then(|| end.index_offset.checked_sub(u64::from(back))).flatten(),
+        last_checkpoint,
         index_checked,
         skipped: Vec::new(),
         end: Some(end),

@@ -2,8 +2,8 @@
 //! session's run directory one chunk at a time (format 1.1's Index sample, spec §5.9), so that
 //! opening a stream costs the same for ten frames as for ten million.
 
-use super::layout::{Run, RunLoc};
-use crate::format::index::{IndexEntry, ENTRY_LEN};
+use super::layout::{check_entries_in, Run, RunLoc};
+use crate::format::index::IndexEntry;
 use crate::format::record::{RunRef, SampleChunk, RUN_LEN};
 use std::sync::{Arc, OnceLock};
 
@@ -91,10 +91,7 @@ impl SampledRuns {
         let mut runs = Vec::with_capacity(n as usize);
         for b in bytes.chunks_exact(RUN_LEN) {
             let r = RunRef::decode(b);
-            let entries_end = r.count.checked_mul(ENTRY_LEN as u64)?.checked_add(r.entries_offset)?;
-            if r.count == 0 || !r.entries_offset.is_multiple_of(8) || entries_end > file.len() as u64 {
-                return None;
-            }
+            check_entries_in(file, r.entries_offset, r.count).ok()?;
             runs.push(Run { first_ts: r.first_ts, cum_start: cum, count: r.count, loc: RunLoc::File(r.entries_offset) });
             cum = cum.checked_add(r.count)?;
         }

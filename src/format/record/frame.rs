@@ -78,11 +78,11 @@ pub fn decode_frame(body: &[u8], offset: u64) -> Result<(FrameFields, &[u8])> {
 #[inline]
 pub fn frame_header_within(file: &[u8], offset: u64, end: u64) -> Option<(FrameFields, usize)> {
     let at = usize::try_from(offset).ok()?;
-    let h = file.get(at..at.checked_add(FRAME_OVERHEAD)?)?;
-    let body_len = u64::from(le_u32(h, 4));
-    let fits = body_len >= FRAME_FIXED_LEN as u64 && offset + RECORD_HEADER_LEN as u64 + body_len <= end.min(file.len() as u64);
-    (h[8] == Kind::Frame as u8 && fits).then(|| {
-        let f = FrameFields { ts: le_i64(h, 9), stream: le_u16(h, 17), seq: le_u32(h, 19) };
-        (f, body_len as usize - FRAME_FIXED_LEN)
-    })
+    let h = file.get(at..at.checked_add(RECORD_HEADER_LEN)?)?;
+    let body_end = at + RECORD_HEADER_LEN + le_u32(h, 4) as usize;
+    if h[8] != Kind::Frame as u8 || body_end as u64 > end {
+        return None;
+    }
+    let (f, payload) = decode_frame(file.get(at + RECORD_HEADER_LEN..body_end)?, offset).ok()?;
+    Some((f, payload.len()))
 }

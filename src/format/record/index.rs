@@ -110,8 +110,27 @@ impl IndexStream {
 /// The offset of the session's last Checkpoint, from an Index body (format 1.1's back distance,
 /// `None` when the writer did not record it).
 pub fn index_last_checkpoint(body: &[u8], offset: u64) -> Option<u64> {
-    let back = u64::from(le_u32(body.get(..8)?, 4));
-    (back > 0).then(|| offset.checked_sub(back)).flatten()
+    checkpoint_back_from(offset, le_u32(body.get(..8)?, 4))
+}
+
+/// The offset of the last Checkpoint `back` bytes before the Index at `index_offset` (the back
+/// distance of an Index or an IndexSample; 0: unknown).
+pub fn checkpoint_back_from(index_offset: u64, back: u32) -> Option<u64> {
+    (back > 0).then(|| index_offset.checked_sub(u64::from(back))).flatten()
+}
+
+/// Checks that the run directory of stream table entry `s` lies in the body of the Index
+/// record at `offset` (body bytes `[body_at, body_end)`).
+pub fn check_directory_in(s: &IndexStream, offset: u64, body_at: u64, body_end: u64) -> Result<()> {
+    let dir_end = s.run_count.checked_mul(RUN_LEN as u64).and_then(|l| s.runs_offset.checked_add(l));
+    if dir_end.is_some_and(|end| s.runs_offset >= body_at && end <= body_end) {
+        return Ok(());
+    }
+    Err(Error::Malformed {
+        what: "index",
+        offset,
+        reason: format!("run directory of stream {} ({} runs at {}) lies outside the record", s.stream, s.run_count, s.runs_offset),
+    })
 }
 
 /// Decodes the stream table of an Index record body (record at `offset`). Run directories are
@@ -136,15 +155,7 @@ pub fn decode_index_streams(body: &[u8], offset: u64) -> Result<Vec<IndexStream>
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let s = IndexStream::decode(r.take(INDEX_STREAM_LEN)?);
-        let dir_len = s.run_count.checked_mul(RUN_LEN as u64);
-        let fits = dir_len.and_then(|l| s.runs_offset.checked_add(l)).is_some_and(|end| s.runs_offset >= body_at && end <= body_end);
-        if !fits {
-            return Err(Error::Malformed {
-                what: "index",
-                offset,
-                reason: format!("run directory of stream {} ({} runs at {}) lies outside the record", s.stream, s.run_count, s.runs_offset),
-            });
-        }
+        check_directory_in(&s, offset, body_at, body_end)?;
         out.push(s);
     }
     Ok(out)
