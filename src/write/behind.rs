@@ -71,8 +71,9 @@ struct Queue {
     /// wake-up sent).
     worker_asleep: bool,
     callers_asleep: usize,
-    /// The first failure; every later job is dropped.
+    /// The first failure, and the ticket of the job that failed; every later job is dropped.
     failed: Option<(io::ErrorKind, String)>,
+    failed_ticket: Option<u64>,
     spare: Vec<Vec<u8>>,
     stop: bool,
 }
@@ -280,6 +281,22 @@ impl SessionStorage {
         }
     }
 
+    /// Whether the jobs up to `ticket` reached the storage: waits for them, and is false when
+    /// one of them failed (unlike [`SessionStorage::wait_for`], a failure of a later job does
+    /// not count).
+    pub fn reached(&self, ticket: u64) -> bool {
+        let SessionStorage::Behind { worker, .. } = self else {
+            return true;
+        };
+        let shared = &worker.shared;
+        if shared.done.load(Ordering::Acquire) >= ticket && !shared.failed.load(Ordering::Acquire) {
+            return true;
+        }
+        let q = shared.wait_until(lock(&shared.queue), |_| shared.done.load(Ordering::Acquire) >= ticket);
+        // After a failure, later jobs are dropped at once, so the queue reaches `ticket`.
+        q.failed_ticket.is_none_or(|failed| failed > ticket)
+    }
+
     /// Writes `data` from the calling thread once the queue is carried out (for large frames,
     /// which a copy into the queue would cost more than it saves).
     pub fn write_direct(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -437,6 +454,7 @@ fn run(shared: &Shared) {
                 Job::Sync => "syncing".to_string(),
             };
             q.failed.get_or_insert((e.kind(), format!("{at}: {e}")));
+            q.failed_ticket.get_or_insert(ticket);
             shared.failed.store(true, Ordering::Release);
         }
         if let Job::Write { mut data, .. } = job {
@@ -669,6 +687,22 @@ mod tests {
         assert!(behind.sync().is_err());
         let inner = behind.into_inner();
         assert_eq!(inner.read_all().unwrap(), vec![1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn reached_tells_the_jobs_before_a_failure_from_the_failed_one_and_those_after() {
+        let mut behind = SessionStorage::new(Box::new(FailAfter { inner: MemStorage::default(), ok: 2 }), true, 1 << 20);
+        let mut tickets = vec![];
+        for i in 0..4u8 {
+            let _ = behind.write_at(u64::from(i) * 2, &[i + 1; 2]);
+            tickets.push(behind.ticket());
+        }
+        // Asked in any order, and again: only the two writes that reached the storage count.
+        for &i in &[3usize, 0, 2, 1, 0, 3] {
+            assert_eq!(behind.reached(tickets[i]), i < 2, "ticket of write {i}");
+        }
+        // wait_for is stricter: any failure so far fails it.
+        assert!(behind.wait_for(tickets[0]).is_err());
     }
 
     struct Panicking;

@@ -246,7 +246,8 @@ impl SessionCore {
     /// for the latest one when it is still with the write-behind thread.
     pub fn checkpoints(&self) -> u32 {
         match &self.storage {
-            Some(st) if st.wait_for(self.checkpoint_ticket).is_err() => self.checkpoints.saturating_sub(1),
+            // Only the latest can be in doubt: writing a checkpoint waits for the one before.
+            Some(st) if !st.reached(self.checkpoint_ticket) => self.checkpoints.saturating_sub(1),
             _ => self.checkpoints,
         }
     }
