@@ -126,3 +126,41 @@ fn extreme_timestamps_do_not_overflow() {
     assert_eq!(r.find_closest(Timestamp::from_nanos(-5), Some(Duration::from_nanos(5))).unwrap().timestamp().as_nanos(), 0);
     assert!(r.find_closest_seek(Duration::from_secs(1), None).is_some());
 }
+
+#[test]
+fn lookups_over_many_directory_chunks_and_uneven_time_match_brute_force() {
+    // Bursts, long gaps and repeated timestamps, in runs of 1 to 7 frames: the run directory
+    // spans many sample chunks, and interpolating within a chunk or a run guesses badly.
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for every in [1u64, 3, 7] {
+        let mut t = -1_000_000i64;
+        let mut ts = Vec::new();
+        for _ in 0..3000 {
+            t += match next() % 10 {
+                0 => (next() % 1_000_000) as i64,
+                1..=3 => 0,
+                _ => (next() % 50) as i64,
+            };
+            ts.push(t);
+        }
+        let frames: Vec<(i64, usize)> = ts.iter().map(|&t| (t, 0)).collect();
+        let (file, model) = record(&frames, 1, every);
+        let r = file.last_session().unwrap().stream("s0").unwrap();
+        let mut probes: Vec<i64> = ts.iter().flat_map(|&t| [t - 1, t, t + 1]).collect();
+        probes.extend((0..2000).map(|_| -1_100_000 + (next() % (t as u64 + 1_200_000)) as i64));
+        for q in probes {
+            let got = r.find_closest(Timestamp::from_nanos(q), None).map(|f| key(&f));
+            assert_eq!(got, model_closest(&model, q, None).map(mkey), "every {every}: closest to {q}");
+            let before = model.iter().filter(|f| f.0 <= q).max_by_key(|f| (f.0, f.2)).map(|f| mkey(*f));
+            assert_eq!(r.find_before(Timestamp::from_nanos(q)).map(|f| key(&f)), before, "every {every}: before {q}");
+            let after = model.iter().filter(|f| f.0 >= q).min_by_key(|f| (f.0, f.2)).map(|f| mkey(*f));
+            assert_eq!(r.find_after(Timestamp::from_nanos(q)).map(|f| key(&f)), after, "every {every}: after {q}");
+        }
+    }
+}

@@ -93,66 +93,72 @@ impl<'a> EntrySlice<'a> {
         lo
     }
     /// The first position whose timestamp is not `below`, searching outwards from `guess`
-    /// (exponential search, then binary search inside the bracket found). With a good guess,
-    /// as interpolation gives for evenly spaced timestamps, it touches one or two cache lines
-    /// instead of the ~log2(n) scattered ones of a plain binary search; with a bad one it costs
-    /// at most about twice as many probes.
+    /// ([`partition_from_guess`]).
     #[inline]
     pub fn partition_from(&self, guess: usize, below: impl Fn(i64) -> bool) -> usize {
-        let n = self.len();
-        if n == 0 {
-            return 0;
-        }
-        let g = guess.min(n - 1);
-        let (mut lo, mut hi);
-        if below(self.ts(g)) {
-            lo = g + 1;
-            let mut step = 1usize;
-            loop {
-                let probe = g.saturating_add(step);
-                if probe >= n {
-                    hi = n;
-                    break;
-                }
-                if !below(self.ts(probe)) {
-                    hi = probe;
-                    break;
-                }
-                lo = probe + 1;
-                step = step.saturating_mul(2);
-            }
-        } else {
-            hi = g;
-            let mut step = 1usize;
-            loop {
-                if step > g {
-                    lo = 0;
-                    break;
-                }
-                let probe = g - step;
-                if below(self.ts(probe)) {
-                    lo = probe + 1;
-                    break;
-                }
-                hi = probe;
-                step = step.saturating_mul(2);
-            }
-        }
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if below(self.ts(mid)) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        partition_from_guess(self.len(), guess, |i| below(self.ts(i)))
     }
 
     /// Whether entries are sorted by (timestamp, offset).
     pub fn is_sorted(&self) -> bool {
         (1..self.len()).all(|i| self.get(i - 1) <= self.get(i))
     }
+}
+
+/// The first of `n` positions where `below_at` is false (it holds for a prefix), searching
+/// outwards from `guess` (exponential search, then binary search inside the bracket found).
+/// With a good guess, as interpolation gives for evenly spaced timestamps, it touches one or
+/// two cache lines instead of the ~log2(n) scattered ones of a plain binary search; with a bad
+/// one it costs at most about twice as many probes.
+#[inline]
+pub fn partition_from_guess(n: usize, guess: usize, below_at: impl Fn(usize) -> bool) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let g = guess.min(n - 1);
+    let (mut lo, mut hi);
+    if below_at(g) {
+        lo = g + 1;
+        let mut step = 1usize;
+        loop {
+            let probe = g.saturating_add(step);
+            if probe >= n {
+                hi = n;
+                break;
+            }
+            if !below_at(probe) {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            step = step.saturating_mul(2);
+        }
+    } else {
+        hi = g;
+        let mut step = 1usize;
+        loop {
+            if step > g {
+                lo = 0;
+                break;
+            }
+            let probe = g - step;
+            if below_at(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step = step.saturating_mul(2);
+        }
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below_at(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Encodes entries into bytes.

@@ -7,7 +7,7 @@ use super::layout::{Run, RunLoc};
 use super::runs::RunTable;
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry, ENTRY_LEN};
-use crate::format::record::{decode_frame, read_record, Kind};
+use crate::format::record::frame_header_within;
 use crate::time::{duration_nanos, Timestamp};
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -97,10 +97,8 @@ impl Replay {
     #[inline]
     fn names_frame(&self, s: &StreamIndex, e: IndexEntry) -> bool {
         // Framing only (bounds, length, kind): no CRC, which the load checks.
-        match read_record(self.session.file.bytes(), e.offset, None) {
-            Ok(r) if r.kind() == Some(Kind::Frame) => decode_frame(r.body, e.offset).is_ok_and(|(f, _)| f.ts == e.ts && f.stream == s.id),
-            _ => false,
-        }
+        let file = self.session.file.bytes();
+        frame_header_within(file, e.offset, file.len() as u64).is_some_and(|(f, _)| f.ts == e.ts && f.stream == s.id)
     }
 
     /// Whether the entries on both sides of cursor `c` name their frames.
@@ -225,8 +223,7 @@ impl Replay {
     /// Where `t` would fall in run `r`, interpolating between the run's first timestamp and the
     /// next run's (or the stream's last).
     #[inline]
-    fn guess(&self, s: &StreamIndex, r: usize, t: i64) -> usize {
-        let Some(run) = self.run(s, r) else { return 0 };
+    fn guess(&self, s: &StreamIndex, r: usize, run: &Run, t: i64) -> usize {
         let lo = run.first_ts;
         let hi = self.run(s, r + 1).map_or(s.last_ts, |next| next.first_ts);
         let n = run.count as f64;
@@ -247,14 +244,14 @@ impl Replay {
     /// page while the index is searched (a counting query such as `position_of` does not).
     #[inline]
     fn lower_with(&self, s: &StreamIndex, t: i64, for_frame: bool) -> Cursor {
-        match s.runs.count_first(self.session.file.bytes(), |f| f < t).checked_sub(1) {
+        match s.runs.count_first(self.session.file.bytes(), t, false).checked_sub(1) {
             None => (0, 0),
             Some(r) => {
-                let guess = self.guess(s, r, t);
-                if for_frame {
-                    self.touch_predicted_frame(s, r, guess);
-                }
                 let Some(run) = self.run(s, r) else { return (r, 0) };
+                let guess = self.guess(s, r, run, t);
+                if for_frame {
+                    self.touch_predicted_frame(s, r, run, guess);
+                }
                 self.fix(s, r, self.run_entries(run).partition_from(guess, |x| x < t))
             }
         }
@@ -265,8 +262,8 @@ impl Replay {
     /// frame's page is fetched (TLB walk and cache miss) while the index is searched, instead
     /// of after it. A plain load, so a wrong guess costs only memory bandwidth.
     #[inline]
-    fn touch_predicted_frame(&self, s: &StreamIndex, r: usize, j: usize) {
-        let (Some(run), Some(before)) = (self.run(s, r), r.checked_sub(1).and_then(|p| self.run(s, p))) else { return };
+    fn touch_predicted_frame(&self, s: &StreamIndex, r: usize, run: &Run, j: usize) {
+        let Some(before) = r.checked_sub(1).and_then(|p| self.run(s, p)) else { return };
         let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return };
         let start = prev.saturating_add(before.count.saturating_mul(16));
         let count = run.count.max(1);
@@ -277,10 +274,10 @@ impl Replay {
     /// Cursor of the first entry with timestamp > t.
     #[inline]
     fn upper(&self, s: &StreamIndex, t: i64) -> Cursor {
-        match s.runs.count_first(self.session.file.bytes(), |f| f <= t).checked_sub(1) {
+        match s.runs.count_first(self.session.file.bytes(), t, true).checked_sub(1) {
             None => (0, 0),
             Some(r) => match self.run(s, r) {
-                Some(run) => self.fix(s, r, self.run_entries(run).partition_from(self.guess(s, r, t), |x| x <= t)),
+                Some(run) => self.fix(s, r, self.run_entries(run).partition_from(self.guess(s, r, run, t), |x| x <= t)),
                 None => (r, 0),
             },
         }
@@ -367,9 +364,37 @@ impl Replay {
         }
     }
 
+    /// [`Replay::closest_in`] when the entries it needs (the first at or after `t`, the one
+    /// before, and the one before that for the tie check) lie in one run, both candidates name
+    /// their frames and their timestamps differ from the one before: one run lookup and one
+    /// entry slice instead of a cursor walk. `None` sends the lookup the general way, which
+    /// gives the same answer in these cases and handles the rest (run ends, equal timestamps,
+    /// entries that do not name their frames).
+    #[inline]
+    fn closest_in_run(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
+        let file = self.session.file.bytes();
+        let r = s.runs.count_first(file, t, false).checked_sub(1)?;
+        let run = self.run(s, r)?;
+        let guess = self.guess(s, r, run, t);
+        self.touch_predicted_frame(s, r, run, guess);
+        let entries = self.run_entries(run);
+        let j = entries.partition_from(guess, |x| x < t);
+        if j < 2 || j >= entries.len() {
+            return None;
+        }
+        let (after, before) = (entries.get(j), entries.get(j - 1));
+        if entries.ts(j - 2) == before.ts || !self.names_frame(s, after) || !self.names_frame(s, before) {
+            return None;
+        }
+        Some(if t.abs_diff(before.ts) > after.ts.abs_diff(t) { (after.ts.abs_diff(t), after) } else { (t.abs_diff(before.ts), before) })
+    }
+
     /// The entry closest to `t` in one stream: (distance, entry); ties go to the earlier.
     #[inline]
     fn closest_in(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
+        if let Some(found) = self.closest_in_run(s, t) {
+            return Some(found);
+        }
         let (s, c) = self.checked_bound(s, |s| self.lower(s, t));
         let s = &*s;
         let after = self.at(s, c);
