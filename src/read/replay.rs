@@ -246,15 +246,27 @@ impl Replay {
     fn lower_with(&self, s: &StreamIndex, t: i64, for_frame: bool) -> Cursor {
         match s.runs.count_first(self.session.file.bytes(), t, false).checked_sub(1) {
             None => (0, 0),
-            Some(r) => {
-                let Some(run) = self.run(s, r) else { return (r, 0) };
-                let guess = self.guess(s, r, run, t);
-                if for_frame {
-                    self.touch_predicted_frame(s, r, run, guess);
-                }
-                self.fix(s, r, self.run_entries(run).partition_from(guess, |x| x < t))
-            }
+            Some(r) => match self.lower_in_run(s, r, t, for_frame) {
+                Some((_, j)) => self.fix(s, r, j),
+                None => (r, 0),
+            },
         }
+    }
+
+    /// The entries of run `r` (the last whose first timestamp is below `t`) and the position
+    /// in them of the first at or after `t` (their length when there is none); `for_frame`
+    /// as in [`Replay::lower_with`]. `None` when the run is missing. Shared by the cursor
+    /// search and the one-run lookup, so both search a run the same way.
+    #[inline]
+    fn lower_in_run<'a>(&'a self, s: &'a StreamIndex, r: usize, t: i64, for_frame: bool) -> Option<(EntrySlice<'a>, usize)> {
+        let run = self.run(s, r)?;
+        let guess = self.guess(s, r, run, t);
+        if for_frame {
+            self.touch_predicted_frame(s, r, run, guess);
+        }
+        let entries = self.run_entries(run);
+        let j = entries.partition_from(guess, |x| x < t);
+        Some((entries, j))
     }
 
     /// Reads one byte where entry `j` of run `r` most likely points, without waiting for the
@@ -372,13 +384,8 @@ impl Replay {
     /// entries that do not name their frames).
     #[inline]
     fn closest_in_run(&self, s: &StreamIndex, t: i64) -> Option<(u64, IndexEntry)> {
-        let file = self.session.file.bytes();
-        let r = s.runs.count_first(file, t, false).checked_sub(1)?;
-        let run = self.run(s, r)?;
-        let guess = self.guess(s, r, run, t);
-        self.touch_predicted_frame(s, r, run, guess);
-        let entries = self.run_entries(run);
-        let j = entries.partition_from(guess, |x| x < t);
+        let r = s.runs.count_first(self.session.file.bytes(), t, false).checked_sub(1)?;
+        let (entries, j) = self.lower_in_run(s, r, t, true)?;
         if j < 2 || j >= entries.len() {
             return None;
         }
