@@ -59,6 +59,7 @@ pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: Inde
         if let Some((f, payload_len)) = frame_header_within(bytes, e.offset, end) {
             if f.stream == stream_id && f.ts == e.ts {
                 let payload_start = e.offset as usize + FRAME_OVERHEAD;
+                intervals.passed((payload_start + payload_len) as u64);
                 return Ok(Checked { seq: f.seq, payload_start, payload_len });
             }
         }

@@ -72,6 +72,13 @@ impl IntervalCheck {
         (offset >= self.good.0 && offset < self.good.1 && self.hop_to(file, offset)).then_some(self.good.1)
     }
 
+    /// Moves the boundary past a record just read at the boundary, which ends at `end`: the
+    /// next frame of an in-order walk then starts at the boundary, with nothing to hop.
+    #[inline]
+    pub fn passed(&mut self, end: u64) {
+        self.boundary = end;
+    }
+
     /// Moves the boundary forward to `offset`; false when `offset` is behind it or not a
     /// record boundary. The interval matched, so the lengths it hops are the writer's.
     #[inline]
