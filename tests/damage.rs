@@ -384,6 +384,69 @@ fn a_flipped_byte_read_in_order_costs_its_frame_alone() {
     }
 }
 
+/// The same over a walk long enough to check its intervals ahead on a second thread (spec §7):
+/// 4 MB of frames, of like lengths for the first half and varied after, a checkpoint every 40
+/// frames. One flipped byte in a frame's length, timestamp or payload costs that frame alone;
+/// one in a checkpoint costs no frame; in every case each other frame comes back exactly, from
+/// a walk of the whole session and from one that starts in its middle.
+#[test]
+fn a_flipped_byte_in_a_long_walk_costs_its_frame_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.rec");
+    let mut rec = RecorderOptions::new().checkpoint_every_frames(40).create(&path).unwrap();
+    let mut s = rec.start_session("walk").unwrap();
+    let cam = s.add_stream("camera", "raw").unwrap();
+    for i in 0..3_000i64 {
+        let len = if i < 1_500 { 1_300 } else { 500 + (i as usize * 7919) % 1_600 };
+        s.write(cam, Timestamp::from_nanos(1_000 + i * 10), &vec![(i % 251) as u8; len]).unwrap();
+    }
+    s.finish().unwrap();
+    drop(rec);
+    let original = std::fs::read(&path).unwrap();
+    let middle = Timestamp::from_nanos(1_000 + 1_200 * 10);
+    let read = |bytes: &[u8]| {
+        let f = RecFile::from_bytes(bytes.to_vec()).unwrap();
+        let r = f.last_session().unwrap().replay(&[]).unwrap();
+        let item = |x: recfile::Result<(u64, Vec<u8>)>| x.map_err(|e| error_offset(&e.to_string()));
+        let scanned: Vec<_> = r.scan().map(|x| item(x.map(|f| (f.offset(), f.data().to_vec())))).collect();
+        let iterated: Vec<_> = r.iterate().map(|x| item(x.map(|f| (f.offset(), f.data().to_vec())))).collect();
+        assert_eq!(scanned, iterated, "scan and iterate agree");
+        let from_middle: Vec<_> = r.scan_range(middle, None).map(|x| item(x.map(|f| (f.offset(), f.data().to_vec())))).collect();
+        (scanned, from_middle)
+    };
+    let all = records(&original);
+    let frames: Vec<(u64, u64, u8)> = all.iter().copied().filter(|r| r.2 == 3).collect();
+    let checkpoints: Vec<(u64, u64, u8)> = all.iter().copied().filter(|r| r.2 == 4).collect();
+    assert_eq!(frames.len(), 3_000);
+    assert!(original.len() > 3 << 20 && checkpoints.len() >= 75);
+    let (want, want_middle) = read(&original);
+    let want: Vec<(u64, Vec<u8>)> = want.into_iter().map(|x| x.unwrap()).collect();
+    let want_middle: Vec<(u64, Vec<u8>)> = want_middle.into_iter().map(|x| x.unwrap()).collect();
+    let mut spots: Vec<(u64, Option<u64>)> = Vec::new();
+    for &(at, end, _) in frames.iter().step_by(37) {
+        // A byte of the length, one of the timestamp and one of the payload.
+        spots.extend([at + 5, at + 10, (at + 23 + end) / 2].map(|spot| (spot, Some(at))));
+    }
+    for &(at, end, _) in checkpoints.iter().step_by(7) {
+        spots.extend([at + 40, (at + end) / 2].map(|spot| (spot, None)));
+    }
+    for (spot, frame) in spots {
+        let mut d = original.clone();
+        d[spot as usize] ^= 0x10;
+        let (got, got_middle) = read(&d);
+        for (got, want, walk) in [(got, &want, "whole"), (got_middle, &want_middle, "from the middle")] {
+            let what = format!("{walk} walk, byte {spot} flipped (frame {frame:?})");
+            assert_eq!(got.len(), want.len(), "{what}: one item per frame");
+            for (g, w) in got.iter().zip(want) {
+                match g {
+                    Ok(g) => assert_eq!(g, w, "{what}: a frame came back different"),
+                    Err(off) => assert_eq!(Some(*off), frame.filter(|&f| f == w.0), "{what}: an intact frame failed"),
+                }
+            }
+        }
+    }
+}
+
 /// The offset an error message names ("… at offset N …").
 fn error_offset(msg: &str) -> u64 {
     let i = msg.find("offset ").unwrap_or_else(|| panic!("no offset in {msg:?}")) + 7;

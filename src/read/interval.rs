@@ -7,17 +7,31 @@
 //! the interval's start. A frame outside any matched interval (a 1.0 session, the tail after
 //! the last checkpoint, an interval that did not match, a frame out of file order) gets its own
 //! CRC checked, so one damaged frame still fails alone.
+//!
+//! A long walk checks its intervals ahead with a second thread ([`IntervalsAhead`]).
 
+use super::ahead::{Ahead, IntervalsAhead};
+use super::file::FileInner;
 use super::layout::SessionLayout;
 use crate::format::bytes::{le_u32, le_u64};
 use crate::format::record::{read_record_of, Kind, FRAME_OVERHEAD, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS};
+use std::sync::Arc;
 
 /// Intervals longer than this are read with per-record CRCs: a payload that large is checked
 /// as fast on its own, and a walk that reads a few frames of it does not hash all of it.
-const MAX_INTERVAL: u64 = 8 << 20;
+pub(crate) const MAX_INTERVAL: u64 = 8 << 20;
+
+/// A walk starts checking ahead with a second thread when it needs its second interval and
+/// at least this many bytes of the session lie after it: below that, starting a thread
+/// (tens of µs) costs more than it saves.
+const AHEAD_MIN_BYTES: u64 = 2 << 20;
+
+/// Checking ahead stops at a record header it cannot hop (damage); the walk starts it again
+/// past that, at most this many times.
+const MAX_STARTS: u8 = 4;
 
 /// Where a walk stands with the interval CRCs of one session.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct IntervalCheck {
     /// Off for sessions without interval CRCs and for walks over a small share of the bytes.
     on: bool,
@@ -32,12 +46,36 @@ pub(crate) struct IntervalCheck {
     bad: (u64, u64),
     /// Whether the hint (a later frame of the interval) found intervals so far.
     hints: bool,
+    /// Intervals accepted so far by this walk.
+    checked: u32,
+    /// Checks ahead started by this walk.
+    starts: u8,
+    /// The intervals checked ahead with a second thread, once the walk is long enough.
+    ahead: Option<IntervalsAhead>,
+}
+
+impl Clone for IntervalCheck {
+    /// A copy walks on its own: it does not share the checks ahead (it starts its own).
+    fn clone(&self) -> Self {
+        IntervalCheck { ahead: None, ..*self }
+    }
 }
 
 impl IntervalCheck {
     /// A walk that checks every record's own CRC.
     pub fn off() -> Self {
-        IntervalCheck { on: false, salt: 0, limit: 0, good: (0, 0), boundary: 0, bad: (0, 0), hints: true }
+        IntervalCheck {
+            on: false,
+            salt: 0,
+            limit: 0,
+            good: (0, 0),
+            boundary: 0,
+            bad: (0, 0),
+            hints: true,
+            checked: 0,
+            starts: 0,
+            ahead: None,
+        }
     }
 
     /// The check for a walk over `selected` streams of session `s`: on when the session has
@@ -90,21 +128,46 @@ impl IntervalCheck {
         self.boundary == offset
     }
 
+    /// Finds and checks the interval holding the record at `offset`: from the checks ahead
+    /// when they run (started here once the walk needs its second interval and enough of the
+    /// session follows), else on this thread ([`IntervalCheck::check_here`]).
+    #[cold]
+    pub fn check_interval_of(&mut self, file: &Arc<FileInner>, offset: u64, hint: u64) -> bool {
+        if self.ahead.is_none() && self.starts < MAX_STARTS && self.checked > 0 && self.limit.saturating_sub(offset) >= AHEAD_MIN_BYTES {
+            self.starts += 1;
+            self.ahead = IntervalsAhead::start(file, self.salt, self.limit, offset);
+        }
+        if let Some(a) = &mut self.ahead {
+            match a.interval_of(offset) {
+                Ahead::Matched(start, cp) => return self.accept((start, cp)),
+                Ahead::Mismatched(_, cp) => {
+                    self.bad = (offset, cp);
+                    return false;
+                }
+                Ahead::NotHere => {}
+                // Past the last checkpoint (the tail is checked here), or a record header it
+                // could not hop (this thread's hints may get past it; checks ahead may start
+                // again later).
+                Ahead::Ended => self.ahead = None,
+            }
+        }
+        self.check_here(file.bytes(), offset, hint)
+    }
+
     /// Finds the checkpoint after `offset` by hopping record headers from `hint` (the offset
     /// of a later frame of the same interval, such as the last one its index block names; a
     /// locator only: what counts is the checkpoint's own CRC and the interval start it gives),
     /// then checks the interval's CRC in one pass. A failure marks the stretch hopped as
     /// checked per record.
-    #[cold]
-    pub fn check_interval_of(&mut self, file: &[u8], offset: u64, hint: u64) -> bool {
+    fn check_here(&mut self, file: &[u8], offset: u64, hint: u64) -> bool {
         if self.hints && hint > offset && hint - offset <= MAX_INTERVAL {
-            if let Some(found) = self.find_interval(file, offset, hint).1 {
+            if let Some(found) = find_interval(file, self.salt, self.limit, offset, hint).1 {
                 return self.accept(found);
             }
             // An inline run (in the Index record) or a damaged entry: hints do not help here.
             self.hints = false;
         }
-        match self.find_interval(file, offset, offset) {
+        match find_interval(file, self.salt, self.limit, offset, offset) {
             (_, Some(found)) => self.accept(found),
             (reached, None) => {
                 self.bad = (offset, reached.max(offset + 1));
@@ -117,41 +180,59 @@ impl IntervalCheck {
     fn accept(&mut self, (start, checkpoint): (u64, u64)) -> bool {
         self.good = (start, checkpoint);
         self.boundary = start;
+        self.checked = self.checked.saturating_add(1);
         true
     }
+}
 
-    /// Hops from `from` to the next checkpoint and checks it and its interval, which must hold
-    /// `offset`: the interval, or where the hop stopped.
-    fn find_interval(&self, file: &[u8], offset: u64, from: u64) -> (u64, Option<(u64, u64)>) {
-        let mut at = from;
-        let stop = self.limit.min(file.len() as u64).min(offset.saturating_add(MAX_INTERVAL));
-        let found = loop {
-            if at.saturating_add(RECORD_HEADER_LEN as u64) > stop {
-                break None;
-            }
-            let kind = file[at as usize + 8];
-            if kind == Kind::Checkpoint as u8 {
-                break Some(at);
-            }
-            match header_len(file, at) {
-                Some(len) if Kind::from_byte(kind).is_some() => at += RECORD_HEADER_LEN as u64 + len,
-                _ => break None,
-            }
-        };
-        let matched = found.and_then(|cp| {
-            let r = read_record_of(file, cp, self.salt, Kind::Checkpoint).ok()?;
-            // Body offsets 32 (interval start) and 60 (interval CRC), spec §5.4.
-            let (start, crc) = (r.body.len() >= 64).then(|| (le_u64(r.body, 32), le_u32(r.body, 60)))?;
-            let fits = start <= offset && offset < cp && cp - start <= MAX_INTERVAL;
-            (fits && crc32fast::hash(&file[start as usize..cp as usize]) == crc).then_some((start, cp))
-        });
-        (at, matched)
+/// Hops from `from` to the next checkpoint of the session (salt `salt`, records before
+/// `limit`) and checks it and its interval, which must hold `offset`: the interval, or where
+/// the hop stopped.
+fn find_interval(file: &[u8], salt: u32, limit: u64, offset: u64, from: u64) -> (u64, Option<(u64, u64)>) {
+    let stop = limit.min(file.len() as u64).min(offset.saturating_add(MAX_INTERVAL));
+    match hop_to_checkpoint(file, stop, from) {
+        Err(reached) => (reached, None),
+        Ok(at) => {
+            let matched = checkpoint_at(file, salt, at).and_then(|(start, cp, crc)| {
+                let fits = start <= offset && offset < cp && cp - start <= MAX_INTERVAL;
+                (fits && crc32fast::hash(&file[start as usize..cp as usize]) == crc).then_some((start, cp))
+            });
+            (at, matched)
+        }
+    }
+}
+
+/// The interval `(start, checkpoint, crc)` that a checkpoint record at `at` ends, when one is
+/// there and its CRC holds.
+pub(crate) fn checkpoint_at(file: &[u8], salt: u32, at: u64) -> Option<(u64, u64, u32)> {
+    let r = read_record_of(file, at, salt, Kind::Checkpoint).ok()?;
+    // Body offsets 32 (interval start) and 60 (interval CRC), spec §5.4.
+    let (start, crc) = (r.body.len() >= 64).then(|| (le_u64(r.body, 32), le_u32(r.body, 60)))?;
+    (start <= at).then_some((start, at, crc))
+}
+
+/// Hops record headers from `from` to the first Checkpoint header before `stop`: its offset,
+/// or where the hop stopped (at `stop`, or at a header that is not a record's).
+pub(crate) fn hop_to_checkpoint(file: &[u8], stop: u64, from: u64) -> Result<u64, u64> {
+    let mut at = from;
+    loop {
+        if at.saturating_add(RECORD_HEADER_LEN as u64) > stop {
+            return Err(at);
+        }
+        let Some(&kind) = file.get(at as usize + 8) else { return Err(at) };
+        if kind == Kind::Checkpoint as u8 {
+            return Ok(at);
+        }
+        match header_len(file, at) {
+            Some(len) if Kind::from_byte(kind).is_some() => at += RECORD_HEADER_LEN as u64 + len,
+            _ => return Err(at),
+        }
     }
 }
 
 /// The body length of the record whose header is at `at`, when the header lies in `file`.
 #[inline]
-fn header_len(file: &[u8], at: u64) -> Option<u64> {
+pub(crate) fn header_len(file: &[u8], at: u64) -> Option<u64> {
     let at = usize::try_from(at).ok()?;
     (at.checked_add(RECORD_HEADER_LEN)? <= file.len()).then(|| u64::from(le_u32(file, at + 4)))
 }

@@ -1,5 +1,6 @@
 //! Reading `.rec` files through a memory map: [`RecFile`], [`Session`], [`Replay`], [`Frame`].
 
+mod ahead;
 mod file;
 mod frame;
 pub(crate) mod interval;

@@ -612,7 +612,7 @@ impl MergeState {
             let (si, e, c) = self.next_entry(r)?;
             if self.intervals.wants(e.offset) {
                 let hint = r.run_last_offset(&self.streams[si], c).unwrap_or(e.offset);
-                self.intervals.check_interval_of(r.session.file.bytes(), e.offset, hint);
+                self.intervals.check_interval_of(&r.session.file, e.offset, hint);
             }
             if end.is_some_and(|end| e.ts >= end) {
                 if !r.names_frame(&self.streams[si], e) && self.switch(r, si, self.last[si]) {
