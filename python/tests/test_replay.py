@@ -295,3 +295,37 @@ def test_exiting_while_a_stream_thread_holds_the_map_is_clean(tmp_path: Path) ->
     for _ in range(8):
         r = subprocess.run([sys.executable, "-c", _EXIT_WHILE_STREAMING, str(path)], capture_output=True, text=True)
         assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+
+
+def test_a_long_walk_goes_on_in_a_child_forked_mid_walk(tmp_path: Path) -> None:
+    """A walk of more than 2 MiB checks its intervals ahead on a second thread. A child forked
+    mid-walk has no such thread: it finishes the walk on its own, with the same frames, and so
+    does the parent."""
+    import os
+
+    path = tmp_path / "long.rec"
+    frames = [(BASE_NS + i * 1_000_000, i.to_bytes(4, "little") * 300) for i in range(3000)]
+    with recfile.Recorder(path, checkpoint_every_frames=40) as rec, rec.session("long") as s:
+        cam = s.add_stream("camera", encoding="raw")
+        for t, d in frames:
+            s.write(cam, d, ts_ns=t)
+    r = _replay(path, "camera")
+    walk = iter(r)
+    head = [(fr.ts_ns, fr.bytes()) for _, fr in zip(range(500), walk)]
+    pid = os.fork()
+    if pid == 0:
+        rest = [(fr.ts_ns, fr.bytes()) for fr in walk]
+        os._exit(0 if head + rest == frames else 3)
+    rest = [(fr.ts_ns, fr.bytes()) for fr in walk]
+    assert head + rest == frames
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung finishing its walk")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0

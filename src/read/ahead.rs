@@ -52,6 +52,9 @@ pub(crate) struct IntervalsAhead {
     /// An interval after the offset last asked about, kept for a later ask.
     pending: Option<Ahead>,
     thread: Option<JoinHandle<()>>,
+    /// The process the helper runs in: a child forked mid-walk has no helper thread, so it
+    /// neither waits for one nor joins it.
+    process: u32,
 }
 
 impl IntervalsAhead {
@@ -84,13 +87,16 @@ impl IntervalsAhead {
                 }
             })
             .ok()?;
-        Some(IntervalsAhead { checked: Some(rx), pending: None, thread: Some(thread) })
+        Some(IntervalsAhead { checked: Some(rx), pending: None, thread: Some(thread), process: std::process::id() })
     }
 
     /// The interval holding the record at `offset`, checked; intervals before it are passed
     /// (asked about an offset behind them, the answer is [`Ahead::NotHere`]). Waits for the
     /// helper when it is not that far yet.
     pub fn interval_of(&mut self, offset: u64) -> Ahead {
+        if self.process != std::process::id() {
+            return Ahead::Ended;
+        }
         loop {
             let next = match self.pending.take() {
                 Some(next) => next,
@@ -112,6 +118,12 @@ impl IntervalsAhead {
 
 impl Drop for IntervalsAhead {
     fn drop(&mut self) {
+        if self.process != std::process::id() {
+            // Forked: the helper is the parent's; its channel and handle are left as they are.
+            std::mem::forget(self.checked.take());
+            std::mem::forget(self.thread.take());
+            return;
+        }
         // Closing the channel first wakes a helper waiting to send.
         self.checked = None;
         if let Some(t) = self.thread.take() {
