@@ -9,7 +9,7 @@ use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PySlice, PyString};
 use recfile::{LatePolicy, RealtimeOptions, RealtimePoll, Timestamp, Window};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -575,7 +575,8 @@ impl ReplayPy {
     }
 
     fn frame_iter(&self, window: Window, mode: Yield) -> FrameIter {
-        FrameIter { iter: Mutex::new(self.replay.iterate_window(&window)), shared: self.shared.clone(), path: self.path.clone(), mode }
+        let frames = Batched { iter: self.replay.iterate_window(&window), ready: VecDeque::with_capacity(BATCH) };
+        FrameIter { frames: Mutex::new(frames), shared: self.shared.clone(), path: self.path.clone(), mode }
     }
 }
 
@@ -921,10 +922,28 @@ impl FramePy {
     }
 }
 
+/// How many frames an iterator loads per release of the GIL: releasing and taking it back
+/// costs more than loading a frame from a checked interval.
+const BATCH: usize = 64;
+
+/// A window's frames, loaded a batch at a time.
+struct Batched {
+    iter: recfile::WindowIter,
+    ready: VecDeque<recfile::Result<recfile::WindowFrame>>,
+}
+
+impl Batched {
+    /// Loads the next batch (in order, errors in their places) and takes its first item.
+    fn refill(&mut self) -> Option<recfile::Result<recfile::WindowFrame>> {
+        self.ready.extend(self.iter.by_ref().take(BATCH));
+        self.ready.pop_front()
+    }
+}
+
 /// Iterates the frames of a window (what `Replay.iterate*` return).
 #[pyclass(module = "recfile._recfile", frozen)]
 pub struct FrameIter {
-    iter: Mutex<recfile::WindowIter>,
+    frames: Mutex<Batched>,
     shared: Arc<Shared>,
     path: PathBuf,
     mode: Yield,
@@ -937,8 +956,13 @@ impl FrameIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let iter = &self.iter;
-        let next = py.detach(|| lock(iter).next());
+        let frames = &self.frames;
+        // The batch is loaded without the GIL (its page faults may wait for the disk).
+        let ready = lock(frames).ready.pop_front();
+        let next = match ready {
+            Some(item) => Some(item),
+            None => py.detach(|| lock(frames).refill()),
+        };
         let Some(item) = next else { return Ok(None) };
         let wf = item.py_at(&self.path)?;
         let ts = wf.frame.timestamp().as_nanos();

@@ -65,6 +65,31 @@ def test_every_flipped_payload_costs_only_its_frame(tmp_path: Path) -> None:
             assert f.verify().ok
 
 
+def test_iterating_past_a_damaged_frame_gives_every_other_frame(tmp_path: Path) -> None:
+    """An iterator raises for a damaged frame and, asked again, goes on with the next one: one
+    error, in the damaged frame's place, and every other frame in order (victims at either edge
+    of the batches the iterator loads at a time)."""
+    path = tmp_path / "d.rec"
+    payloads = _write(path)
+    clean = path.read_bytes()
+    for victim in (0, 1, 62, 63, 64, 65, 127, 128, 199):
+        damaged = bytearray(clean)
+        damaged[clean.index(payloads[victim]) + 3] ^= 0xFF
+        bad = tmp_path / f"bad{victim}.rec"
+        bad.write_bytes(bytes(damaged))
+        with recfile.open(bad) as f:
+            it = iter(f.last_session.stream("x"))  # type: ignore[union-attr]
+            got: list[bytes | None] = []
+            while True:
+                try:
+                    got.append(next(it).bytes())
+                except StopIteration:
+                    break
+                except recfile.RecfileError:
+                    got.append(None)
+        assert got == [None if i == victim else p for i, p in enumerate(payloads)], victim
+
+
 _CRASHER = """
 import os, sys, recfile
 rec = recfile.Recorder(sys.argv[1], checkpoint_every_frames=50)
