@@ -385,10 +385,11 @@ fn a_flipped_byte_read_in_order_costs_its_frame_alone() {
 }
 
 /// The same over a walk long enough to check its intervals ahead on a second thread (spec §7):
-/// 4 MB of frames, of like lengths for the first half and varied after, a checkpoint every 40
-/// frames. One flipped byte in a frame's length, timestamp or payload costs that frame alone;
-/// one in a checkpoint costs no frame; in every case each other frame comes back exactly, from
-/// a walk of the whole session and from one that starts in its middle.
+/// 4 MB of camera frames, of like lengths for the first half and varied after, each followed by
+/// a small imu frame, a checkpoint every 40 frames. One flipped byte in a frame's length,
+/// timestamp or payload costs that frame alone; one in a checkpoint costs no frame; in every
+/// case each other frame comes back exactly, from a merged walk of both streams and one of the
+/// camera alone, each over the whole session and from its middle.
 #[test]
 fn a_flipped_byte_in_a_long_walk_costs_its_frame_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -396,17 +397,19 @@ fn a_flipped_byte_in_a_long_walk_costs_its_frame_alone() {
     let mut rec = RecorderOptions::new().checkpoint_every_frames(40).create(&path).unwrap();
     let mut s = rec.start_session("walk").unwrap();
     let cam = s.add_stream("camera", "raw").unwrap();
+    let imu = s.add_stream("imu", "raw").unwrap();
     for i in 0..3_000i64 {
         let len = if i < 1_500 { 1_300 } else { 500 + (i as usize * 7919) % 1_600 };
         s.write(cam, Timestamp::from_nanos(1_000 + i * 10), &vec![(i % 251) as u8; len]).unwrap();
+        s.write(imu, Timestamp::from_nanos(1_005 + i * 10), &[!(i as u8); 12]).unwrap();
     }
     s.finish().unwrap();
     drop(rec);
     let original = std::fs::read(&path).unwrap();
     let middle = Timestamp::from_nanos(1_000 + 1_200 * 10);
-    let read = |bytes: &[u8]| {
+    let read = |bytes: &[u8], streams: &[&str]| {
         let f = RecFile::from_bytes(bytes.to_vec()).unwrap();
-        let r = f.last_session().unwrap().replay(&[]).unwrap();
+        let r = f.last_session().unwrap().replay(streams).unwrap();
         let item = |x: recfile::Result<(u64, Vec<u8>)>| x.map_err(|e| error_offset(&e.to_string()));
         let scanned: Vec<_> = r.scan().map(|x| item(x.map(|f| (f.offset(), f.data().to_vec())))).collect();
         let iterated: Vec<_> = r.iterate().map(|x| item(x.map(|f| (f.offset(), f.data().to_vec())))).collect();
@@ -417,30 +420,38 @@ fn a_flipped_byte_in_a_long_walk_costs_its_frame_alone() {
     let all = records(&original);
     let frames: Vec<(u64, u64, u8)> = all.iter().copied().filter(|r| r.2 == 3).collect();
     let checkpoints: Vec<(u64, u64, u8)> = all.iter().copied().filter(|r| r.2 == 4).collect();
-    assert_eq!(frames.len(), 3_000);
-    assert!(original.len() > 3 << 20 && checkpoints.len() >= 75);
-    let (want, want_middle) = read(&original);
-    let want: Vec<(u64, Vec<u8>)> = want.into_iter().map(|x| x.unwrap()).collect();
-    let want_middle: Vec<(u64, Vec<u8>)> = want_middle.into_iter().map(|x| x.unwrap()).collect();
+    assert_eq!(frames.len(), 6_000);
+    assert!(original.len() > 3 << 20 && checkpoints.len() >= 150);
+    let walks: [&[&str]; 2] = [&[], &["camera"]];
+    let wants: Vec<_> = walks
+        .iter()
+        .map(|streams| {
+            let (whole, middle) = read(&original, streams);
+            let ok = |v: Vec<Result<(u64, Vec<u8>), u64>>| -> Vec<(u64, Vec<u8>)> { v.into_iter().map(|x| x.unwrap()).collect() };
+            (ok(whole), ok(middle))
+        })
+        .collect();
     let mut spots: Vec<(u64, Option<u64>)> = Vec::new();
-    for &(at, end, _) in frames.iter().step_by(37) {
+    for &(at, end, _) in frames.iter().step_by(53) {
         // A byte of the length, one of the timestamp and one of the payload.
         spots.extend([at + 5, at + 10, (at + 23 + end) / 2].map(|spot| (spot, Some(at))));
     }
-    for &(at, end, _) in checkpoints.iter().step_by(7) {
+    for &(at, end, _) in checkpoints.iter().step_by(13) {
         spots.extend([at + 40, (at + end) / 2].map(|spot| (spot, None)));
     }
     for (spot, frame) in spots {
         let mut d = original.clone();
         d[spot as usize] ^= 0x10;
-        let (got, got_middle) = read(&d);
-        for (got, want, walk) in [(got, &want, "whole"), (got_middle, &want_middle, "from the middle")] {
-            let what = format!("{walk} walk, byte {spot} flipped (frame {frame:?})");
-            assert_eq!(got.len(), want.len(), "{what}: one item per frame");
-            for (g, w) in got.iter().zip(want) {
-                match g {
-                    Ok(g) => assert_eq!(g, w, "{what}: a frame came back different"),
-                    Err(off) => assert_eq!(Some(*off), frame.filter(|&f| f == w.0), "{what}: an intact frame failed"),
+        for (streams, (want, want_middle)) in walks.iter().zip(&wants) {
+            let (got, got_middle) = read(&d, streams);
+            for (got, want, walk) in [(got, want, "whole"), (got_middle, want_middle, "from the middle")] {
+                let what = format!("{streams:?} {walk} walk, byte {spot} flipped (frame {frame:?})");
+                assert_eq!(got.len(), want.len(), "{what}: one item per frame");
+                for (g, w) in got.iter().zip(want) {
+                    match g {
+                        Ok(g) => assert_eq!(g, w, "{what}: a frame came back different"),
+                        Err(off) => assert_eq!(Some(*off), frame.filter(|&f| f == w.0), "{what}: an intact frame failed"),
+                    }
                 }
             }
         }
