@@ -7,7 +7,7 @@
 //! it yields is what it would yield on one thread.
 
 use super::file::FileInner;
-use super::interval::{checkpoint_at, header_len, hop_to_checkpoint, MAX_INTERVAL};
+use super::interval::{checkpoint_at, header_len, hop_to_checkpoint, interval_matches, MAX_INTERVAL};
 use crate::format::record::{Kind, RECORD_HEADER_LEN};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, OnceLock};
@@ -32,14 +32,12 @@ pub(crate) enum Ahead {
     Ended,
 }
 
-impl Ahead {
-    /// The interval this names, if any.
-    fn range(self) -> Option<(u64, u64)> {
-        match self {
-            Ahead::Matched(s, cp) | Ahead::Mismatched(s, cp) => Some((s, cp)),
-            Ahead::NotHere | Ahead::Ended => None,
-        }
-    }
+/// One interval the helper checked: `[start, checkpoint)`, and whether its CRC matched.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    start: u64,
+    checkpoint: u64,
+    matched: bool,
 }
 
 /// The intervals after a walk's place, checked in file order by a helper thread. Dropping it
@@ -47,10 +45,11 @@ impl Ahead {
 /// not held past the walk.
 #[derive(Debug)]
 pub(crate) struct IntervalsAhead {
-    /// Matched or Mismatched intervals, in file order.
-    checked: Option<Receiver<Ahead>>,
-    /// An interval after the offset last asked about, kept for a later ask.
-    pending: Option<Ahead>,
+    /// The intervals checked, in file order.
+    checked: Option<Receiver<Checked>>,
+    /// The interval received last, kept: the walk may ask about it again, or about a later
+    /// offset.
+    pending: Option<Checked>,
     thread: Option<JoinHandle<()>>,
     /// The process the helper runs in: a child forked mid-walk has no helper thread, so it
     /// neither waits for one nor joins it.
@@ -79,9 +78,8 @@ impl IntervalsAhead {
                 let bytes = file.bytes();
                 let mut finder = Finder { salt, limit, at: from, last_len: None };
                 while let Some((start, checkpoint, crc)) = finder.next(bytes) {
-                    let matched = bytes.get(start as usize..checkpoint as usize).is_some_and(|b| crc32fast::hash(b) == crc);
-                    let checked = if matched { Ahead::Matched(start, checkpoint) } else { Ahead::Mismatched(start, checkpoint) };
-                    if tx.send(checked).is_err() {
+                    let matched = interval_matches(bytes, start, checkpoint, crc);
+                    if tx.send(Checked { start, checkpoint, matched }).is_err() {
                         break;
                     }
                 }
@@ -105,13 +103,15 @@ impl IntervalsAhead {
                     _ => return Ahead::Ended,
                 },
             };
-            let Some((start, checkpoint)) = next.range() else { return next };
-            if checkpoint <= offset {
+            if next.checkpoint <= offset {
                 continue;
             }
-            // Kept: the walk may ask about this interval again, or about a later offset.
             self.pending = Some(next);
-            return if start <= offset { next } else { Ahead::NotHere };
+            return match next {
+                Checked { start, .. } if start > offset => Ahead::NotHere,
+                Checked { start, checkpoint, matched: true } => Ahead::Matched(start, checkpoint),
+                Checked { start, checkpoint, matched: false } => Ahead::Mismatched(start, checkpoint),
+            };
         }
     }
 }

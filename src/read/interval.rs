@@ -46,8 +46,6 @@ pub(crate) struct IntervalCheck {
     bad: (u64, u64),
     /// Whether the hint (a later frame of the interval) found intervals so far.
     hints: bool,
-    /// Intervals accepted so far by this walk.
-    checked: u32,
     /// Checks ahead started by this walk.
     starts: u8,
     /// The intervals checked ahead with a second thread, once the walk is long enough.
@@ -64,18 +62,7 @@ impl Clone for IntervalCheck {
 impl IntervalCheck {
     /// A walk that checks every record's own CRC.
     pub fn off() -> Self {
-        IntervalCheck {
-            on: false,
-            salt: 0,
-            limit: 0,
-            good: (0, 0),
-            boundary: 0,
-            bad: (0, 0),
-            hints: true,
-            checked: 0,
-            starts: 0,
-            ahead: None,
-        }
+        IntervalCheck { on: false, salt: 0, limit: 0, good: (0, 0), boundary: 0, bad: (0, 0), hints: true, starts: 0, ahead: None }
     }
 
     /// The check for a walk over `selected` streams of session `s`: on when the session has
@@ -133,7 +120,9 @@ impl IntervalCheck {
     /// session follows), else on this thread ([`IntervalCheck::check_here`]).
     #[cold]
     pub fn check_interval_of(&mut self, file: &Arc<FileInner>, offset: u64, hint: u64) -> bool {
-        if self.ahead.is_none() && self.starts < MAX_STARTS && self.checked > 0 && self.limit.saturating_sub(offset) >= AHEAD_MIN_BYTES {
+        // `good` is set once the walk has accepted its first interval.
+        let accepted_one = self.good.1 > 0;
+        if self.ahead.is_none() && self.starts < MAX_STARTS && accepted_one && self.limit.saturating_sub(offset) >= AHEAD_MIN_BYTES {
             self.starts += 1;
             self.ahead = IntervalsAhead::start(file, self.salt, self.limit, offset);
         }
@@ -180,7 +169,6 @@ impl IntervalCheck {
     fn accept(&mut self, (start, checkpoint): (u64, u64)) -> bool {
         self.good = (start, checkpoint);
         self.boundary = start;
-        self.checked = self.checked.saturating_add(1);
         true
     }
 }
@@ -195,7 +183,7 @@ fn find_interval(file: &[u8], salt: u32, limit: u64, offset: u64, from: u64) -> 
         Ok(at) => {
             let matched = checkpoint_at(file, salt, at).and_then(|(start, cp, crc)| {
                 let fits = start <= offset && offset < cp && cp - start <= MAX_INTERVAL;
-                (fits && crc32fast::hash(&file[start as usize..cp as usize]) == crc).then_some((start, cp))
+                (fits && interval_matches(file, start, cp, crc)).then_some((start, cp))
             });
             (at, matched)
         }
@@ -209,6 +197,12 @@ pub(crate) fn checkpoint_at(file: &[u8], salt: u32, at: u64) -> Option<(u64, u64
     // Body offsets 32 (interval start) and 60 (interval CRC), spec §5.4.
     let (start, crc) = (r.body.len() >= 64).then(|| (le_u64(r.body, 32), le_u32(r.body, 60)))?;
     (start <= at).then_some((start, at, crc))
+}
+
+/// Whether the bytes `[start, checkpoint)` have the interval CRC `crc`.
+pub(crate) fn interval_matches(file: &[u8], start: u64, checkpoint: u64, crc: u32) -> bool {
+    let range = usize::try_from(start).ok().zip(usize::try_from(checkpoint).ok());
+    range.and_then(|(s, c)| file.get(s..c)).is_some_and(|b| crc32fast::hash(b) == crc)
 }
 
 /// Hops record headers from `from` to the first Checkpoint header before `stop`: its offset,
