@@ -20,6 +20,12 @@ pub trait Storage: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
+    /// A second handle that makes this storage's writes durable from another thread while this
+    /// one goes on writing (`None`, the default: the storage has no such handle, and only
+    /// [`Storage::sync`] makes bytes durable).
+    fn sync_handle(&self) -> Option<SyncHandle> {
+        None
+    }
     /// A read-only view of the whole content: a memory map for files, a copy otherwise.
     /// Recovery reads through it so that it touches only the pages it needs.
     fn view(&self) -> io::Result<View> {
@@ -31,6 +37,28 @@ pub trait Storage: Send {
         let mut buf = vec![0u8; len];
         self.read_at(0, &mut buf)?;
         Ok(buf)
+    }
+}
+
+/// Makes a storage's writes durable from another thread (see [`Storage::sync_handle`]).
+pub struct SyncHandle(Box<dyn Fn() -> io::Result<()> + Send + Sync>);
+
+impl SyncHandle {
+    /// A handle whose [`SyncHandle::sync`] calls `sync`.
+    pub fn new(sync: impl Fn() -> io::Result<()> + Send + Sync + 'static) -> SyncHandle {
+        SyncHandle(Box::new(sync))
+    }
+    /// Makes every write to the storage so far durable. For files (fdatasync through a second
+    /// descriptor) Linux reports a write-back error to one caller only, whichever descriptor it
+    /// syncs through: whoever calls this must pass an error on.
+    pub fn sync(&self) -> io::Result<()> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHandle")
     }
 }
 
@@ -100,6 +128,10 @@ impl Storage for FileStorage {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+    fn sync_handle(&self) -> Option<SyncHandle> {
+        let file = self.file.try_clone().ok()?;
+        Some(SyncHandle::new(move || file.sync_data()))
     }
     fn view(&self) -> io::Result<View> {
         if self.len()? == 0 {
@@ -183,6 +215,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn sync(&mut self) -> io::Result<()> {
         (**self).sync()
+    }
+    fn sync_handle(&self) -> Option<SyncHandle> {
+        (**self).sync_handle()
     }
     fn read_all(&self) -> io::Result<Vec<u8>> {
         (**self).read_all()

@@ -11,6 +11,7 @@
 //! failed job nothing later is written (a later checkpoint must never land without the data
 //! before it); the error is reported by the next call.
 
+use super::early_sync::EarlySync;
 use crate::storage::{Storage, View};
 use std::collections::VecDeque;
 use std::io;
@@ -87,6 +88,8 @@ struct Shared {
     done: AtomicU64,
     /// Set with `Queue::failed`, for the same lock-free readers.
     failed: AtomicBool,
+    /// Syncs what was written every so often on a thread of its own (sessions that sync).
+    early: Option<EarlySync>,
     /// The background thread waits here for jobs, callers wait here for progress.
     work: Condvar,
     progress: Condvar,
@@ -193,11 +196,14 @@ pub(crate) const PIECE_CAPACITY: usize = 576 * 1024;
 
 impl SessionStorage {
     /// Wraps `storage`; with `background`, starts the writer thread. `budget` bounds the bytes
-    /// queued (a single larger write is still accepted).
-    pub fn new(storage: Box<dyn Storage>, background: bool, budget: usize) -> SessionStorage {
+    /// queued (a single larger write is still accepted). With `early_syncs` too (a session that
+    /// syncs) and a storage that has a [`Storage::sync_handle`], what is written is also synced
+    /// every [`super::early_sync::EARLY_SYNC_BYTES`] on a thread of its own.
+    pub fn new(storage: Box<dyn Storage>, background: bool, budget: usize, early_syncs: bool) -> SessionStorage {
         if !background {
             return SessionStorage::Direct(storage);
         }
+        let early = if early_syncs { storage.sync_handle().and_then(EarlySync::start) } else { None };
         let spare = (0..POOL).map(|_| touched_buffer()).collect();
         let shared = Arc::new(Shared {
             storage: Mutex::new(storage),
@@ -205,6 +211,7 @@ impl SessionStorage {
             issued: AtomicU64::new(0),
             done: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            early,
             work: Condvar::new(),
             progress: Condvar::new(),
         });
@@ -300,7 +307,13 @@ impl SessionStorage {
     /// Writes `data` from the calling thread once the queue is carried out (for large frames,
     /// which a copy into the queue would cost more than it saves).
     pub fn write_direct(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.after_drain_mut(|s| s.write_at(offset, data))
+        self.after_drain_mut(|s| s.write_at(offset, data))?;
+        if let SessionStorage::Behind { worker, .. } = self {
+            if let Some(early) = &worker.shared.early {
+                early.wrote(data.len() as u64);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until everything handed in so far has reached the OS.
@@ -392,6 +405,14 @@ fn lay_over(buf: &mut [u8], offset: u64, pieces: Vec<(u64, Vec<u8>)>) {
     }
 }
 
+/// The session's own sync of `storage`, kept apart from the early syncs (see [`EarlySync`]).
+fn sync_now(storage: &mut dyn Storage, early: Option<&EarlySync>) -> io::Result<()> {
+    match early {
+        Some(early) => early.exclusive(|| storage.sync()),
+        None => storage.sync(),
+    }
+}
+
 /// Queues a job, first waiting while the queue holds more than `budget` bytes.
 fn submit<'a>(shared: &'a Shared, q: MutexGuard<'a, Queue>, budget: usize, job: Job) -> io::Result<()> {
     let mut q = shared.wait_until(q, |q| q.queued_bytes == 0 || q.queued_bytes + job.bytes() <= budget);
@@ -439,8 +460,14 @@ fn run(shared: &Shared) {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut storage = lock(&shared.storage);
                 match &job {
-                    Job::Write { offset, data, .. } => storage.write_at(*offset, data),
-                    Job::Sync => storage.sync(),
+                    Job::Write { offset, data, .. } => {
+                        storage.write_at(*offset, data)?;
+                        if let Some(early) = &shared.early {
+                            early.wrote(data.len() as u64);
+                        }
+                        Ok(())
+                    }
+                    Job::Sync => sync_now(storage.as_mut(), shared.early.as_ref()),
                 }
             }))
             .unwrap_or_else(|_| Err(io::Error::other("the storage panicked")))
@@ -566,7 +593,11 @@ impl Storage for SessionStorage {
 
     /// Waits for the queue, then syncs on the calling thread.
     fn sync(&mut self) -> io::Result<()> {
-        self.after_drain_mut(|s| s.sync())
+        let SessionStorage::Behind { worker, .. } = self else {
+            return self.after_drain_mut(|s| s.sync());
+        };
+        let shared = worker.shared.clone();
+        self.after_drain_mut(|s| sync_now(s, shared.early.as_ref()))
     }
 
     fn view(&self) -> io::Result<View> {
@@ -583,10 +614,12 @@ mod tests {
     use super::*;
     use crate::storage::MemStorage;
 
-    /// A storage that fails every write after the first `ok` ones.
+    /// A storage that fails every write after the first `ok` ones, and with `early` hands out
+    /// sync handles that count their syncs (and fail them when told to).
     struct FailAfter {
         inner: MemStorage,
         ok: usize,
+        early: Option<(Arc<AtomicU64>, bool)>,
     }
 
     impl Storage for FailAfter {
@@ -609,6 +642,16 @@ mod tests {
         fn sync(&mut self) -> io::Result<()> {
             self.inner.sync()
         }
+        fn sync_handle(&self) -> Option<crate::storage::SyncHandle> {
+            let (syncs, fail) = self.early.clone()?;
+            Some(crate::storage::SyncHandle::new(move || {
+                syncs.fetch_add(1, Ordering::SeqCst);
+                if fail {
+                    return Err(io::Error::other("the disk went away"));
+                }
+                Ok(())
+            }))
+        }
     }
 
     fn pseudo_random(seed: &mut u64) -> u64 {
@@ -621,7 +664,7 @@ mod tests {
     #[test]
     fn reads_see_queued_writes_and_the_result_matches_direct_writes() {
         for budget in [1usize, 64, 1 << 20] {
-            let mut behind = SessionStorage::new(Box::new(MemStorage::default()), true, budget);
+            let mut behind = SessionStorage::new(Box::new(MemStorage::default()), true, budget, true);
             let mut model = MemStorage::default();
             let mut seed = 0x5eed_u64 + budget as u64;
             for step in 0..3000 {
@@ -657,7 +700,7 @@ mod tests {
     #[test]
     fn syncs_are_carried_out_in_order_and_waits_return() {
         let disk = crate::storage::SimulatedDisk::new();
-        let mut behind = SessionStorage::new(Box::new(disk.clone()), true, 1 << 20);
+        let mut behind = SessionStorage::new(Box::new(disk.clone()), true, 1 << 20, true);
         behind.write_at(0, b"abc").unwrap();
         behind.sync_later().unwrap();
         behind.write_at(3, b"def").unwrap();
@@ -675,7 +718,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_reported_and_nothing_after_it_is_written() {
-        let mut behind = SessionStorage::new(Box::new(FailAfter { inner: MemStorage::default(), ok: 2 }), true, 1 << 20);
+        let mut behind = SessionStorage::new(Box::new(FailAfter { inner: MemStorage::default(), ok: 2, early: None }), true, 1 << 20, true);
         for i in 0..5u8 {
             // Later calls may already see the failure.
             let _ = behind.write_at(u64::from(i) * 2, &[i + 1; 2]);
@@ -691,7 +734,7 @@ mod tests {
 
     #[test]
     fn reached_tells_the_jobs_before_a_failure_from_the_failed_one_and_those_after() {
-        let mut behind = SessionStorage::new(Box::new(FailAfter { inner: MemStorage::default(), ok: 2 }), true, 1 << 20);
+        let mut behind = SessionStorage::new(Box::new(FailAfter { inner: MemStorage::default(), ok: 2, early: None }), true, 1 << 20, true);
         let mut tickets = vec![];
         for i in 0..4u8 {
             let _ = behind.write_at(u64::from(i) * 2, &[i + 1; 2]);
@@ -727,7 +770,7 @@ mod tests {
 
     #[test]
     fn a_panicking_storage_fails_the_queue_instead_of_hanging() {
-        let mut behind = SessionStorage::new(Box::new(Panicking), true, 1 << 20);
+        let mut behind = SessionStorage::new(Box::new(Panicking), true, 1 << 20, true);
         let _ = behind.write_at(0, b"x");
         let err = behind.drain().unwrap_err();
         assert!(err.to_string().contains("panicked"), "{err}");
@@ -736,12 +779,81 @@ mod tests {
 
     #[test]
     fn direct_mode_writes_at_once() {
-        let mut direct = SessionStorage::new(Box::new(MemStorage::default()), false, 0);
+        let mut direct = SessionStorage::new(Box::new(MemStorage::default()), false, 0, true);
         let mut buf = b"hello".to_vec();
         direct.write_buffer(2, &mut buf).unwrap();
         assert!(buf.is_empty());
         assert_eq!(direct.ticket(), 0);
         direct.wait_for(0).unwrap();
         assert_eq!(direct.into_inner().read_all().unwrap(), b"\0\0hello".to_vec());
+    }
+
+    #[test]
+    fn what_is_written_behind_or_directly_is_synced_early_only_when_asked() {
+        const MIB: usize = 1 << 20;
+        let piece: Vec<u8> = (0..MIB).map(|i| (i * 7) as u8).collect();
+        for early in [true, false] {
+            let syncs = Arc::new(AtomicU64::new(0));
+            let storage = FailAfter { inner: MemStorage::default(), ok: usize::MAX, early: Some((syncs.clone(), false)) };
+            let mut behind = SessionStorage::new(Box::new(storage), true, 4 * MIB, early);
+            let mut at = 0u64;
+            // 20 MiB through the queue, then 20 MiB written from the calling thread.
+            for _ in 0..20 {
+                let mut buf = piece.clone();
+                behind.write_buffer(at, &mut buf).unwrap();
+                at += MIB as u64;
+            }
+            behind.drain().unwrap();
+            // One request, at 16 MiB: wait for its sync, so that the next is not merged with it.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while early && syncs.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let after_queue = syncs.load(Ordering::SeqCst);
+            for _ in 0..20 {
+                behind.write_direct(at, &piece).unwrap();
+                at += MIB as u64;
+            }
+            let inner = behind.into_inner();
+            let all = syncs.load(Ordering::SeqCst);
+            let data = inner.read_all().unwrap();
+            assert_eq!(data.len(), 40 * MIB);
+            assert!(data.chunks(MIB).all(|c| c == &piece[..]));
+            if early {
+                // 16 MiB steps: one within the first 20 MiB, the next by 40 MiB.
+                assert_eq!((after_queue, all), (1, 2), "early syncs after the queued writes, after the direct ones");
+            } else {
+                assert_eq!(all, 0, "no early syncs were asked for");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_early_sync_fails_the_next_sync_of_either_kind() {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let storage = FailAfter { inner: MemStorage::default(), ok: usize::MAX, early: Some((syncs.clone(), true)) };
+        let mut behind = SessionStorage::new(Box::new(storage), true, 1 << 20, true);
+        behind.sync().expect("nothing failed yet");
+        let piece = vec![1u8; 1 << 20];
+        for i in 0..17u64 {
+            let mut buf = piece.clone();
+            behind.write_buffer(i << 20, &mut buf).unwrap();
+        }
+        behind.drain().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The early sync runs on its own thread: wait for it to have failed.
+        while syncs.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "no early sync ran");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let err = behind.sync().expect_err("the session's sync reports the early failure");
+        assert!(err.to_string().contains("an early sync failed: the disk went away"), "{err}");
+        // A sync queued behind the writes fails too, and then the queue stops.
+        behind.sync_later().unwrap();
+        let err = behind.drain().expect_err("queued sync fails");
+        assert!(err.to_string().contains("the disk went away"), "{err}");
+        let mut buf = piece.clone();
+        assert!(behind.write_buffer(17 << 20, &mut buf).is_err(), "nothing is written after a failure");
+        let _ = behind.into_inner();
     }
 }

@@ -2,6 +2,7 @@
 //! session's streams, frames and checkpoints.
 
 mod behind;
+mod early_sync;
 mod options;
 mod recorder;
 mod session;

@@ -140,7 +140,8 @@ impl SessionCore {
             (storage, home.slots, home.last_sync)
         };
         let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
-        let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE);
+        let early_syncs = recorder.options.durability != Durability::None;
+        let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE, early_syncs);
         if let Some(id) = recorder.path.as_deref().and_then(|p| std::fs::File::open(p).ok()).and_then(|f| super::behind::file_identity(&f))
         {
             storage.register(id);
