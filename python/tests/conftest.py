@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,21 @@ import pytest
 import recfile
 
 BASE_NS = 1_704_067_200_000_000_000
+
+
+def exit_code_of_child(pid: int, what: str, timeout: float = 60.0) -> int:
+    """Waits for the forked child `pid` and returns its exit code; kills it and fails the test
+    when it has not exited within `timeout` seconds (it hung `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the forked child hung {what}")
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import recfile
-from conftest import BASE_NS
+from conftest import BASE_NS, exit_code_of_child
 
 Model = dict[str, list[tuple[int, bytes]]]
 
@@ -318,14 +318,4 @@ def test_a_long_walk_goes_on_in_a_child_forked_mid_walk(tmp_path: Path) -> None:
         os._exit(0 if head + rest == frames else 3)
     rest = [(fr.ts_ns, fr.bytes()) for fr in walk]
     assert head + rest == frames
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung finishing its walk")
-        time.sleep(0.01)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert exit_code_of_child(pid, "finishing its walk") == 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import recfile
+from conftest import BASE_NS, exit_code_of_child
 
 
 def test_roundtrip_exact_bytes_and_timestamps(tmp_path: Path) -> None:
@@ -277,3 +278,49 @@ def test_recorder_close_finishes_open_sessions(tmp_path: Path) -> None:
         rec.session("again")
     with recfile.open(path) as f:
         assert f.last_session.state == "finished"  # type: ignore[union-attr]
+
+
+def test_a_child_forked_while_recording_neither_writes_the_session_nor_hangs(tmp_path: Path) -> None:
+    """A child forked mid-session (``os.fork``, multiprocessing's default on Linux before 3.14)
+    shares the file but not the writer's background threads. Its writes fail once they would
+    reach the file, finishing or dropping the session there writes nothing and returns at once,
+    and the parent's session comes out whole."""
+    import gc
+    import os
+
+    base = BASE_NS
+    path = tmp_path / "forked.rec"
+    rec = recfile.Recorder(path, checkpoint_every_frames=100)
+    s = rec.session("parent")
+    cam = s.add_stream("camera")
+    want = [(base + i * 1_000_000, i.to_bytes(4, "little") * 25) for i in range(6000)]
+    for t, d in want[:3000]:
+        s.write(cam, d, ts_ns=t)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 0
+        try:
+            for i in range(20_000):
+                s.write(cam, b"c" * 1000, ts_ns=base + (10_000 + i) * 1_000_000)
+            code = 4
+        except Exception as e:  # noqa: BLE001 - any refusal naming the fork will do
+            code = 0 if "forked" in str(e) else 5
+        try:
+            s.finish()
+            code = code or 6
+        except Exception as e:  # noqa: BLE001
+            code = code or (0 if "forked" in str(e) else 7)
+        del s, rec
+        gc.collect()
+        os._exit(code)
+    for t, d in want[3000:]:
+        s.write(cam, d, ts_ns=t)
+    assert exit_code_of_child(pid, "with the parent's session") == 0
+    info = s.finish()
+    rec.close()
+    assert info.frames == 6000
+    with recfile.open(path) as f:
+        assert f.verify()
+        (session,) = f.sessions
+        assert session.state == "finished"
+        assert [(fr.ts_ns, fr.bytes()) for fr in session.stream("camera")] == want

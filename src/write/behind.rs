@@ -160,6 +160,8 @@ pub(crate) fn settle_queued_writes(file: &std::fs::File) {
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The process the thread runs in (a forked child has no such thread to join).
+    process: u32,
 }
 
 impl Drop for Worker {
@@ -167,7 +169,9 @@ impl Drop for Worker {
         lock(&self.shared.queue).stop = true;
         self.shared.work.notify_all();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if self.process == std::process::id() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -218,7 +222,7 @@ impl SessionStorage {
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new().name("recfile-write-behind".into()).spawn(move || run(&for_thread));
         match thread {
-            Ok(thread) => SessionStorage::Behind { worker: Worker { shared, thread: Some(thread) }, budget },
+            Ok(thread) => SessionStorage::Behind { worker: Worker { shared, thread: Some(thread), process: std::process::id() }, budget },
             // No thread to be had: write synchronously instead (the closure, and its clone of
             // `shared`, was dropped with the failed spawn).
             Err(_) => match Arc::try_unwrap(shared) {

@@ -116,6 +116,9 @@ pub(crate) struct SessionCore {
     defs: Vec<StreamDefBody>,
     /// Streams covered by the last Description record (None: none written yet).
     described: Option<usize>,
+    /// The recording process: a child forked from it shares the file but not the write-behind
+    /// threads, and must neither write the session nor wait for them.
+    process: u32,
 }
 
 /// Size of the pieces handed to the write-behind thread. Large writes matter twice on Linux:
@@ -198,6 +201,7 @@ impl SessionCore {
             start_body,
             defs: Vec::new(),
             described: None,
+            process: std::process::id(),
         };
         // The session start and the Recording marker are written at once, so that a crash at
         // any later moment leaves a session that recovery can find.
@@ -275,6 +279,24 @@ impl SessionCore {
         }
     }
 
+    /// Whether this is a process forked from the recording one.
+    fn forked(&self) -> bool {
+        self.process != std::process::id()
+    }
+
+    /// [`SessionCore::check_open`], and refuses (for good) in a process forked from the
+    /// recording one. Checked where the writer hands bytes over, not for every frame (a
+    /// `getpid` costs a system call): a forked child's frames stay in its copy of the buffer.
+    fn check_writable(&mut self) -> Result<()> {
+        self.check_open()?;
+        if self.forked() {
+            let why = format!("the session is recorded by process {}; a process forked from it cannot write to it", self.process);
+            self.failed = Some(why.clone());
+            return Err(Error::Closed(why));
+        }
+        Ok(())
+    }
+
     /// Adds the buffered bytes not yet hashed to the interval's CRC (before the buffer is
     /// handed over).
     #[inline]
@@ -305,7 +327,7 @@ impl SessionCore {
     /// Runs an I/O step; on error the writer is poisoned (the file state is then only known to
     /// recovery) and the error returned.
     fn io<T>(&mut self, f: impl FnOnce(&mut Self, &mut SessionStorage) -> Result<T>) -> Result<T> {
-        self.check_open()?;
+        self.check_writable()?;
         let mut storage = self.storage.take().ok_or_else(|| Error::Closed("session finished".into()))?;
         let r = f(self, &mut storage);
         self.storage = Some(storage);
@@ -459,7 +481,7 @@ impl SessionCore {
     }
 
     fn write_checkpoint(&mut self, state: &[u8]) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         let snapshot;
         let state = match self.snapshot.as_mut() {
             Some(f) if state.is_empty() => {
@@ -675,7 +697,7 @@ impl SessionCore {
     /// Ends the session: writes a last checkpoint if frames are pending, the final index and
     /// the session end, syncs (unless `Durability::None`) and marks the file idle.
     pub(crate) fn finish_inner(&mut self) -> Result<SessionInfo> {
-        self.check_open()?;
+        self.check_writable()?;
         if self.streams.iter().any(|s| !s.pending.is_empty()) || !self.control.is_empty() || self.checkpoints == 0 {
             self.write_checkpoint(&[])?;
         }
@@ -747,6 +769,13 @@ impl SessionCore {
     }
 
     fn return_storage(&mut self) {
+        if self.forked() {
+            // The parent's threads are not in this process: nothing to wait for or join, and
+            // the descriptor stays open for the parent (dropping the child's copy would do no
+            // harm to it, but its queue would wait for the missing thread).
+            std::mem::forget(self.storage.take());
+            return;
+        }
         if let Some(storage) = self.storage.take() {
             // Waits for the write-behind queue.
             let storage = storage.into_inner();
@@ -761,7 +790,7 @@ impl SessionCore {
 
 impl Drop for SessionCore {
     fn drop(&mut self) {
-        if self.failed.is_none() {
+        if self.failed.is_none() && !self.forked() {
             let _ = self.finish_inner();
         }
         self.return_storage();
