@@ -85,10 +85,12 @@ impl EarlySync {
     }
 
     /// Runs the session's own `sync` while no early sync runs, then reports it or the first
-    /// failed early sync.
+    /// failed early sync. The bytes counted so far are synced by it: a session that syncs often
+    /// (`EveryCheckpoint`) never asks for an early sync.
     pub fn exclusive(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         let _syncing = lock(&self.shared.syncing);
         sync()?;
+        self.unsynced.store(0, Ordering::Relaxed);
         match &*lock(&self.shared.failure) {
             Some((kind, msg)) => Err(io::Error::new(*kind, format!("an early sync failed: {msg}"))),
             None => Ok(()),
@@ -149,6 +151,19 @@ mod tests {
             let n = count.load(Ordering::SeqCst);
             assert!((at_least..=at_most).contains(&n), "{writes} writes of {each} bytes: {n} syncs");
         }
+    }
+
+    #[test]
+    fn a_session_sync_starts_the_count_again() {
+        let (handle, count) = counting();
+        let early = EarlySync::start(handle).expect("thread");
+        for _ in 0..3 {
+            early.wrote(EARLY_SYNC_BYTES - 1);
+            early.exclusive(|| Ok(())).expect("sync");
+        }
+        early.wrote(1);
+        drop(early);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
     }
 
     #[test]
