@@ -43,6 +43,7 @@ pub mod replay;
 pub mod rewrite;
 pub mod session;
 pub mod storage;
+mod threads;
 pub mod time;
 pub mod verify;
 pub mod write;

@@ -9,9 +9,9 @@
 use super::file::FileInner;
 use super::interval::{checkpoint_at, header_len, hop_to_checkpoint, interval_matches, MAX_INTERVAL};
 use crate::format::record::{Kind, RECORD_HEADER_LEN};
+use crate::threads::Helper;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 
 /// How many checked intervals the helper may hold ready: enough to ride out a slow page
 /// fault, few enough that a walk dropped early leaves little hashed in vain.
@@ -50,10 +50,8 @@ pub(crate) struct IntervalsAhead {
     /// The interval received last, kept: the walk may ask about it again, or about a later
     /// offset.
     pending: Option<Checked>,
-    thread: Option<JoinHandle<()>>,
-    /// The process the helper runs in: a child forked mid-walk has no helper thread, so it
-    /// neither waits for one nor joins it.
-    process: u32,
+    /// A child forked mid-walk has no helper thread: it neither waits for one nor joins it.
+    helper: Helper,
 }
 
 impl IntervalsAhead {
@@ -72,27 +70,24 @@ impl IntervalsAhead {
     fn spawn(file: &Arc<FileInner>, salt: u32, limit: u64, from: u64) -> Option<IntervalsAhead> {
         let (tx, rx) = sync_channel(DEPTH);
         let file = file.clone();
-        let thread = std::thread::Builder::new()
-            .name("recfile-intervals".into())
-            .spawn(move || {
-                let bytes = file.bytes();
-                let mut finder = Finder { salt, limit, at: from, last_len: None };
-                while let Some((start, checkpoint, crc)) = finder.next(bytes) {
-                    let matched = interval_matches(bytes, start, checkpoint, crc);
-                    if tx.send(Checked { start, checkpoint, matched }).is_err() {
-                        break;
-                    }
+        let helper = Helper::spawn("recfile-intervals", move || {
+            let bytes = file.bytes();
+            let mut finder = Finder { salt, limit, at: from, last_len: None };
+            while let Some((start, checkpoint, crc)) = finder.next(bytes) {
+                let matched = interval_matches(bytes, start, checkpoint, crc);
+                if tx.send(Checked { start, checkpoint, matched }).is_err() {
+                    break;
                 }
-            })
-            .ok()?;
-        Some(IntervalsAhead { checked: Some(rx), pending: None, thread: Some(thread), process: std::process::id() })
+            }
+        })?;
+        Some(IntervalsAhead { checked: Some(rx), pending: None, helper })
     }
 
     /// The interval holding the record at `offset`, checked; intervals before it are passed
     /// (asked about an offset behind them, the answer is [`Ahead::NotHere`]). Waits for the
     /// helper when it is not that far yet.
     pub fn interval_of(&mut self, offset: u64) -> Ahead {
-        if self.process != std::process::id() {
+        if self.helper.forked() {
             return Ahead::Ended;
         }
         loop {
@@ -118,17 +113,13 @@ impl IntervalsAhead {
 
 impl Drop for IntervalsAhead {
     fn drop(&mut self) {
-        if self.process != std::process::id() {
-            // Forked: the helper is the parent's; its channel and handle are left as they are.
+        if self.helper.forked() {
+            // Forked: the channel is shared with the parent's helper; it is left as it is.
             std::mem::forget(self.checked.take());
-            std::mem::forget(self.thread.take());
-            return;
         }
         // Closing the channel first wakes a helper waiting to send.
         self.checked = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.helper.join();
     }
 }
 

@@ -13,11 +13,11 @@
 
 use super::early_sync::EarlySync;
 use crate::storage::{Storage, View};
+use crate::threads::{lock, Helper};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The pool of piece buffers, allocated (and touched) when the session starts so that the
@@ -116,10 +116,6 @@ impl Shared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn failure(f: &(io::ErrorKind, String)) -> io::Error {
     io::Error::new(f.0, format!("an earlier background write failed: {}", f.1))
 }
@@ -159,20 +155,14 @@ pub(crate) fn settle_queued_writes(file: &std::fs::File) {
 /// The background thread and what it shares; dropping it finishes the queue and joins.
 pub(crate) struct Worker {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-    /// The process the thread runs in (a forked child has no such thread to join).
-    process: u32,
+    thread: Helper,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         lock(&self.shared.queue).stop = true;
         self.shared.work.notify_all();
-        if let Some(t) = self.thread.take() {
-            if self.process == std::process::id() {
-                let _ = t.join();
-            }
-        }
+        self.thread.join();
     }
 }
 
@@ -220,12 +210,11 @@ impl SessionStorage {
             progress: Condvar::new(),
         });
         let for_thread = shared.clone();
-        let thread = std::thread::Builder::new().name("recfile-write-behind".into()).spawn(move || run(&for_thread));
-        match thread {
-            Ok(thread) => SessionStorage::Behind { worker: Worker { shared, thread: Some(thread), process: std::process::id() }, budget },
+        match Helper::spawn("recfile-write-behind", move || run(&for_thread)) {
+            Some(thread) => SessionStorage::Behind { worker: Worker { shared, thread }, budget },
             // No thread to be had: write synchronously instead (the closure, and its clone of
             // `shared`, was dropped with the failed spawn).
-            Err(_) => match Arc::try_unwrap(shared) {
+            None => match Arc::try_unwrap(shared) {
                 Ok(s) => SessionStorage::Direct(s.storage.into_inner().unwrap_or_else(|e| e.into_inner())),
                 Err(shared) => SessionStorage::Direct(Box::new(SharedStorage(shared))),
             },
@@ -597,11 +586,11 @@ impl Storage for SessionStorage {
 
     /// Waits for the queue, then syncs on the calling thread.
     fn sync(&mut self) -> io::Result<()> {
-        let SessionStorage::Behind { worker, .. } = self else {
-            return self.after_drain_mut(|s| s.sync());
-        };
-        let shared = worker.shared.clone();
-        self.after_drain_mut(|s| sync_now(s, shared.early.as_ref()))
+        self.drain()?;
+        match self {
+            SessionStorage::Direct(s) => s.sync(),
+            SessionStorage::Behind { worker, .. } => sync_now(lock(&worker.shared.storage).as_mut(), worker.shared.early.as_ref()),
+        }
     }
 
     fn view(&self) -> io::Result<View> {

@@ -15,59 +15,44 @@
 //! ones, so an error is never reported to an early sync after a session's sync has looked.
 
 use crate::storage::SyncHandle;
+use crate::threads::{lock, Helper};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 /// Bytes written between two early syncs (measured best of 8, 16 and 32 MiB).
 pub(crate) const EARLY_SYNC_BYTES: u64 = 16 << 20;
 
-/// What the helper thread shares with the writer.
-struct Shared {
-    handle: SyncHandle,
-    /// Held during every sync, early or the session's own.
-    syncing: Mutex<()>,
-    /// The first failed early sync (kind and message).
-    failure: Mutex<Option<(io::ErrorKind, String)>>,
-}
+/// The first failed early sync (kind and message). Held during every sync, early or the
+/// session's own, so that the two never run at once.
+type Syncing = Mutex<Option<(io::ErrorKind, String)>>;
 
 /// The helper thread; dropping it waits for the sync in progress and stops the thread.
 pub(crate) struct EarlySync {
-    shared: Arc<Shared>,
-    /// Bytes written since the last early sync was asked for.
+    syncing: Arc<Syncing>,
+    /// Bytes written since the last sync was asked for or made.
     unsynced: AtomicU64,
     wake: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
-    /// The process the thread runs in: a child forked while recording has no such thread and
-    /// must not join it.
-    process: u32,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    thread: Helper,
 }
 
 impl EarlySync {
     /// Starts the helper thread syncing through `handle`; `None` if no thread can be had.
     pub fn start(handle: SyncHandle) -> Option<EarlySync> {
-        let shared = Arc::new(Shared { handle, syncing: Mutex::new(()), failure: Mutex::new(None) });
+        let syncing = Arc::new(Syncing::default());
         // One request can wait while a sync runs; more would only sync the same bytes again.
         let (wake, requests) = sync_channel::<()>(1);
-        let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("recfile-early-sync".into())
-            .spawn(move || {
-                while requests.recv().is_ok() {
-                    let _syncing = lock(&for_thread.syncing);
-                    if let Err(e) = for_thread.handle.sync() {
-                        lock(&for_thread.failure).get_or_insert((e.kind(), e.to_string()));
-                    }
+        let for_thread = syncing.clone();
+        let thread = Helper::spawn("recfile-early-sync", move || {
+            while requests.recv().is_ok() {
+                let mut failure = lock(&for_thread);
+                if let Err(e) = handle.sync() {
+                    failure.get_or_insert((e.kind(), e.to_string()));
                 }
-            })
-            .ok()?;
-        Some(EarlySync { shared, unsynced: AtomicU64::new(0), wake: Some(wake), thread: Some(thread), process: std::process::id() })
+            }
+        })?;
+        Some(EarlySync { syncing, unsynced: AtomicU64::new(0), wake: Some(wake), thread })
     }
 
     /// Counts `bytes` just written; asks for an early sync each [`EARLY_SYNC_BYTES`].
@@ -78,7 +63,7 @@ impl EarlySync {
             if let Some(wake) = &self.wake {
                 // Full: a request is already waiting, and it will sync these bytes too.
                 if let Err(TrySendError::Disconnected(())) = wake.try_send(()) {
-                    lock(&self.shared.failure).get_or_insert((io::ErrorKind::Other, "the early-sync thread stopped".into()));
+                    lock(&self.syncing).get_or_insert((io::ErrorKind::Other, "the early-sync thread stopped".into()));
                 }
             }
         }
@@ -88,10 +73,10 @@ impl EarlySync {
     /// failed early sync. The bytes counted so far are synced by it: a session that syncs often
     /// (`EveryCheckpoint`) never asks for an early sync.
     pub fn exclusive(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let _syncing = lock(&self.shared.syncing);
+        let failure = lock(&self.syncing);
         sync()?;
         self.unsynced.store(0, Ordering::Relaxed);
-        match &*lock(&self.shared.failure) {
+        match &*failure {
             Some((kind, msg)) => Err(io::Error::new(*kind, format!("an early sync failed: {msg}"))),
             None => Ok(()),
         }
@@ -102,11 +87,7 @@ impl Drop for EarlySync {
     fn drop(&mut self) {
         // Closing the channel ends the thread's loop once its current sync is done.
         self.wake = None;
-        if let Some(t) = self.thread.take() {
-            if self.process == std::process::id() {
-                let _ = t.join();
-            }
-        }
+        self.thread.join();
     }
 }
 

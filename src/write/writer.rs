@@ -6,6 +6,7 @@ use super::recorder::Recorder;
 use super::session::{SessionCore, SessionInfo, StreamId};
 use crate::error::{Error, Result};
 use crate::format::codec::encode_value;
+use crate::threads::lock;
 use crate::time::Timestamp;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +25,6 @@ struct Pump {
     tx: SyncSender<Msg>,
     thread: Option<JoinHandle<()>>,
     error: Arc<Mutex<Option<String>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Appends one session's streams and frames. Get one from [`Recorder::start_session`].

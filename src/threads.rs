@@ -1,0 +1,48 @@
+//! Helper threads that belong to the process that started them, and the lock their owners share
+//! state under.
+//!
+//! A child forked while a helper runs (Python's `os.fork`, multiprocessing) has a copy of the
+//! helper's owner but not the thread: it must neither wait for the thread nor touch its handle
+//! (joining or detaching a thread of another process is undefined), so [`Helper::join`] leaves
+//! the handle alone there, and owners ask [`Helper::forked`] before waiting on the thread.
+
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// A named thread, joined only in the process that started it.
+#[derive(Debug)]
+pub(crate) struct Helper {
+    thread: Option<JoinHandle<()>>,
+    process: u32,
+}
+
+impl Helper {
+    /// Starts `f` on a thread named `name`; `None` when no thread can be had.
+    pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<Helper> {
+        let thread = std::thread::Builder::new().name(name.into()).spawn(f).ok()?;
+        Some(Helper { thread: Some(thread), process: std::process::id() })
+    }
+
+    /// Whether this is a process forked after the thread started (the thread is not in it).
+    pub fn forked(&self) -> bool {
+        self.process != std::process::id()
+    }
+
+    /// Waits for the thread to end (its owner has told it to stop); in a forked process returns
+    /// at once and forgets the handle.
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            if self.forked() {
+                std::mem::forget(t);
+            } else {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Locks `m`, also when a thread panicked holding it: the state guarded here stays consistent at
+/// every point a panic could leave it (counters, queues, a first error).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
