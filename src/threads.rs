@@ -17,10 +17,10 @@ pub(crate) struct Helper {
 }
 
 impl Helper {
-    /// Starts `f` on a thread named `name`; `None` when no thread can be had.
-    pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<Helper> {
-        let thread = std::thread::Builder::new().name(name.into()).spawn(f).ok()?;
-        Some(Helper { thread: Some(thread), process: std::process::id() })
+    /// Starts `f` on a thread named `name`; the OS's error when no thread can be had.
+    pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<Helper> {
+        let thread = std::thread::Builder::new().name(name.into()).spawn(f)?;
+        Ok(Helper { thread: Some(thread), process: std::process::id() })
     }
 
     /// Whether this is a process forked after the thread started (the thread is not in it).

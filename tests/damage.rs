@@ -275,7 +275,7 @@ fn answers_of(f: &RecFile, probes: &[i64], long: bool) -> Vec<String> {
                     id(r.find_before(t0)),
                     id(r.find_after(t0)),
                     r.position_of(t0),
-                    r.iterate_range(t0, Some(Timestamp::from_nanos(t + 3_000_000)))
+                    r.iterate_range(t0, Some(Timestamp::from_nanos(t.saturating_add(3_000_000))))
                         .map(|x| x.map(|fr| fr.offset()).ok())
                         .collect::<Vec<_>>()
                 ));

@@ -79,7 +79,8 @@ impl IntervalsAhead {
                     break;
                 }
             }
-        })?;
+        })
+        .ok()?;
         Some(IntervalsAhead { checked: Some(rx), pending: None, helper })
     }
 

@@ -6,10 +6,10 @@ use super::stats::{Histogram, PlaybackStats};
 use super::window::{Window, WindowFrame};
 use crate::error::{Error, Result};
 use crate::read::Replay;
+use crate::threads::Helper;
 use crate::time::Timestamp;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Options of a [`Player`].
@@ -98,14 +98,12 @@ impl Player {
             wake: Condvar::new(),
         });
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("recfile-player".into())
-            .spawn(move || {
-                run(replay, options, s, callback);
-                on_end();
-            })
-            .map_err(|e| Error::Io { path: None, source: e })?;
-        Ok(PlayerHandle { shared, thread: Some(thread) })
+        let thread = Helper::spawn("recfile-player", move || {
+            run(replay, options, s, callback);
+            on_end();
+        })
+        .map_err(|e| Error::Io { path: None, source: e })?;
+        Ok(PlayerHandle { shared, thread })
     }
 
     /// Like [`Player::spawn`], delivering frames into a bounded channel of `capacity` (a slow
@@ -119,10 +117,12 @@ impl Player {
     }
 }
 
-/// Controls a running player. Dropping it stops the playback and joins the thread.
+/// Controls a running player. Dropping it stops the playback and joins the thread. In a process
+/// forked from the one playing, the player thread does not exist: nothing plays there, and
+/// waiting for or dropping the handle returns at once.
 pub struct PlayerHandle {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Helper,
 }
 
 impl PlayerHandle {
@@ -169,9 +169,7 @@ impl PlayerHandle {
     }
     /// Waits for the playback to end (all frames played, or stopped).
     pub fn wait(mut self) -> PlaybackStats {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.join();
         self.stats()
     }
     /// Whether the playback has ended.
@@ -196,10 +194,10 @@ impl PlayerHandle {
 
 impl Drop for PlayerHandle {
     fn drop(&mut self) {
-        self.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if !self.thread.forked() {
+            self.stop();
         }
+        self.thread.join();
     }
 }
 

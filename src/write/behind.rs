@@ -211,10 +211,10 @@ impl SessionStorage {
         });
         let for_thread = shared.clone();
         match Helper::spawn("recfile-write-behind", move || run(&for_thread)) {
-            Some(thread) => SessionStorage::Behind { worker: Worker { shared, thread }, budget },
+            Ok(thread) => SessionStorage::Behind { worker: Worker { shared, thread }, budget },
             // No thread to be had: write synchronously instead (the closure, and its clone of
             // `shared`, was dropped with the failed spawn).
-            None => match Arc::try_unwrap(shared) {
+            Err(_) => match Arc::try_unwrap(shared) {
                 Ok(s) => SessionStorage::Direct(s.storage.into_inner().unwrap_or_else(|e| e.into_inner())),
                 Err(shared) => SessionStorage::Direct(Box::new(SharedStorage(shared))),
             },

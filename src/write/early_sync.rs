@@ -51,7 +51,8 @@ impl EarlySync {
                     failure.get_or_insert((e.kind(), e.to_string()));
                 }
             }
-        })?;
+        })
+        .ok()?;
         Some(EarlySync { syncing, unsynced: AtomicU64::new(0), wake: Some(wake), thread })
     }
 

@@ -6,11 +6,10 @@ use super::recorder::Recorder;
 use super::session::{SessionCore, SessionInfo, StreamId};
 use crate::error::{Error, Result};
 use crate::format::codec::encode_value;
-use crate::threads::lock;
+use crate::threads::{lock, Helper};
 use crate::time::Timestamp;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// Frames a stream sender queue holds before producers block.
 const SENDER_QUEUE: usize = 1024;
@@ -23,7 +22,7 @@ enum Msg {
 /// The thread that writes what stream senders queue.
 struct Pump {
     tx: SyncSender<Msg>,
-    thread: Option<JoinHandle<()>>,
+    thread: Helper,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -96,6 +95,22 @@ impl std::ops::DerefMut for CoreMut<'_> {
     }
 }
 
+/// Locks the state shared with the sender thread; `None` in a process forked while that thread
+/// held the lock (the lock stays held there for good: waiting would hang). Only a lock that is
+/// taken asks for the process id, so the common path costs no system call.
+fn lock_shared<'a>(m: &'a Mutex<SessionCore>, pump: Option<&Pump>) -> Option<MutexGuard<'a, SessionCore>> {
+    match m.try_lock() {
+        Ok(c) => Some(c),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) if pump.is_some_and(|p| p.thread.forked()) => None,
+        Err(TryLockError::WouldBlock) => Some(lock(m)),
+    }
+}
+
+fn forked() -> Error {
+    Error::Closed("the session is recorded by the process this one was forked from; it cannot be used here".into())
+}
+
 fn moving() -> Error {
     Error::Closed("the session state is being handed to the sender thread".into())
 }
@@ -118,7 +133,7 @@ impl SessionWriter {
     fn core(&mut self) -> Result<CoreMut<'_>> {
         match &mut self.core {
             CoreCell::Owned(c) => Ok(CoreMut::Owned(c)),
-            CoreCell::Shared(m) => Ok(CoreMut::Locked(lock(m))),
+            CoreCell::Shared(m) => lock_shared(m, self.pump.as_ref()).map(CoreMut::Locked).ok_or_else(forked),
             CoreCell::Moving => Err(moving()),
         }
     }
@@ -127,7 +142,7 @@ impl SessionWriter {
     fn read<T>(&self, f: impl FnOnce(&SessionCore) -> T) -> Option<T> {
         match &self.core {
             CoreCell::Owned(c) => Some(f(c)),
-            CoreCell::Shared(m) => Some(f(&lock(m))),
+            CoreCell::Shared(m) => lock_shared(m, self.pump.as_ref()).map(|c| f(&c)),
             CoreCell::Moving => None,
         }
     }
@@ -230,23 +245,26 @@ impl SessionWriter {
             let (tx, rx) = sync_channel(SENDER_QUEUE);
             let error = Arc::new(Mutex::new(None));
             let (core, err) = (self.share()?, error.clone());
-            let thread = std::thread::Builder::new()
-                .name("recfile-sender".into())
-                .spawn(move || pump(rx, core, err))
-                .map_err(|e| Error::Io { path: None, source: e })?;
-            self.pump = Some(Pump { tx, thread: Some(thread), error });
+            let thread = Helper::spawn("recfile-sender", move || pump(rx, core, err)).map_err(|e| Error::Io { path: None, source: e })?;
+            self.pump = Some(Pump { tx, thread, error });
         }
         let p = self.pump.as_ref().ok_or_else(|| Error::Closed("no sender thread".into()))?;
         Ok(StreamSender { tx: p.tx.clone(), stream, error: p.error.clone() })
     }
 
-    /// Writes every queued frame and stops the sender thread; returns its first error.
+    /// Writes every queued frame and stops the sender thread; returns its first error. In a
+    /// process forked from the recording one there is no sender thread (and nothing may be
+    /// written): the queue is left alone, since a send to a full queue would wait for good.
     fn stop_pump(&mut self) -> Result<()> {
         if let Some(mut p) = self.pump.take() {
-            let _ = p.tx.send(Msg::Stop);
-            if let Some(t) = p.thread.take() {
-                let _ = t.join();
+            if p.thread.forked() {
+                p.thread.join();
+                return Err(Error::Closed(
+                    "the stream senders' frames belong to the process that recorded them, not to one forked from it".into(),
+                ));
             }
+            let _ = p.tx.send(Msg::Stop);
+            p.thread.join();
             if let Some(e) = lock(&p.error).take() {
                 return Err(Error::Closed(format!("a frame sent through a stream sender failed: {e}")));
             }
@@ -313,7 +331,9 @@ fn pump(rx: Receiver<Msg>, core: Arc<Mutex<SessionCore>>, error: Arc<Mutex<Optio
 }
 
 /// Writes frames of one stream from any thread; clone it for each producer. See
-/// [`SessionWriter::stream_sender`].
+/// [`SessionWriter::stream_sender`]. A sender belongs to the recording process: in a process
+/// forked from it nothing takes its frames (a send there may wait for good once the queue is
+/// full), so do not send from one.
 #[derive(Clone)]
 pub struct StreamSender {
     tx: SyncSender<Msg>,
