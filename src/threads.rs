@@ -23,6 +23,11 @@ impl Helper {
         Ok(Helper { thread: Some(thread), process: std::process::id() })
     }
 
+    /// The process that started the thread.
+    pub fn process(&self) -> u32 {
+        self.process
+    }
+
     /// Whether this is a process forked after the thread started (the thread is not in it).
     pub fn forked(&self) -> bool {
         self.process != std::process::id()
@@ -39,6 +44,11 @@ impl Helper {
             }
         }
     }
+}
+
+/// Why a session recorded by `process` refuses to be used in a process forked from it.
+pub(crate) fn forked_session(process: u32) -> String {
+    format!("the session is recorded by process {process}; a process forked from it cannot write to it")
 }
 
 /// Locks `m`, also when a thread panicked holding it: the state guarded here stays consistent at

@@ -290,7 +290,7 @@ impl SessionCore {
     fn check_writable(&mut self) -> Result<()> {
         self.check_open()?;
         if self.forked() {
-            let why = format!("the session is recorded by process {}; a process forked from it cannot write to it", self.process);
+            let why = crate::threads::forked_session(self.process);
             self.failed = Some(why.clone());
             return Err(Error::Closed(why));
         }

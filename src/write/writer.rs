@@ -6,7 +6,7 @@ use super::recorder::Recorder;
 use super::session::{SessionCore, SessionInfo, StreamId};
 use crate::error::{Error, Result};
 use crate::format::codec::encode_value;
-use crate::threads::{lock, Helper};
+use crate::threads::{forked_session, lock, Helper};
 use crate::time::Timestamp;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -107,10 +107,6 @@ fn lock_shared<'a>(m: &'a Mutex<SessionCore>, pump: Option<&Pump>) -> Option<Mut
     }
 }
 
-fn forked() -> Error {
-    Error::Closed("the session is recorded by the process this one was forked from; it cannot be used here".into())
-}
-
 fn moving() -> Error {
     Error::Closed("the session state is being handed to the sender thread".into())
 }
@@ -133,7 +129,12 @@ impl SessionWriter {
     fn core(&mut self) -> Result<CoreMut<'_>> {
         match &mut self.core {
             CoreCell::Owned(c) => Ok(CoreMut::Owned(c)),
-            CoreCell::Shared(m) => lock_shared(m, self.pump.as_ref()).map(CoreMut::Locked).ok_or_else(forked),
+            CoreCell::Shared(m) => {
+                let pump = self.pump.as_ref();
+                lock_shared(m, pump)
+                    .map(CoreMut::Locked)
+                    .ok_or_else(|| Error::Closed(forked_session(pump.map_or(0, |p| p.thread.process()))))
+            }
             CoreCell::Moving => Err(moving()),
         }
     }
@@ -259,9 +260,7 @@ impl SessionWriter {
         if let Some(mut p) = self.pump.take() {
             if p.thread.forked() {
                 p.thread.join();
-                return Err(Error::Closed(
-                    "the stream senders' frames belong to the process that recorded them, not to one forked from it".into(),
-                ));
+                return Err(Error::Closed(forked_session(p.thread.process())));
             }
             let _ = p.tx.send(Msg::Stop);
             p.thread.join();
