@@ -10,12 +10,20 @@ use super::file::FileInner;
 use super::interval::{checkpoint_at, header_len, hop_to_checkpoint, interval_matches, MAX_INTERVAL};
 use crate::format::record::{Kind, RECORD_HEADER_LEN};
 use crate::threads::Helper;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::{Arc, OnceLock};
 
 /// How many checked intervals the helper may hold ready: enough to ride out a slow page
 /// fault, few enough that a walk dropped early leaves little hashed in vain.
 const DEPTH: usize = 4;
+
+/// A walk waiting for the helper maps the pages after the interval the helper hashes, this
+/// many bytes at a time (about 60 µs of work: a wait costs at most that much more)...
+const PREFAULT_CHUNK: u64 = 256 << 10;
+
+/// ...and at most this far past it, so that a walk dropped early has mapped little in vain.
+const PREFAULT_LEAD: u64 = 4 << 20;
 
 /// What the walk learns about the interval holding an offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +51,6 @@ struct Checked {
 /// The intervals after a walk's place, checked in file order by a helper thread. Dropping it
 /// stops the helper and waits for it (at most one interval's hash), so the file's mapping is
 /// not held past the walk.
-#[derive(Debug)]
 pub(crate) struct IntervalsAhead {
     /// The intervals checked, in file order.
     checked: Option<Receiver<Checked>>,
@@ -52,6 +59,14 @@ pub(crate) struct IntervalsAhead {
     pending: Option<Checked>,
     /// A child forked mid-walk has no helper thread: it neither waits for one nor joins it.
     helper: Helper,
+    /// The file, whose pages the walk maps while it waits.
+    file: Arc<FileInner>,
+    /// Where the interval the helper hashes now ends.
+    hashing_to: Arc<AtomicU64>,
+    /// The walk mapped the pages before this offset.
+    prefaulted_to: u64,
+    /// Records of the session end before this offset.
+    limit: u64,
 }
 
 impl IntervalsAhead {
@@ -69,11 +84,14 @@ impl IntervalsAhead {
     /// Starts the helper thread, whatever the number of cores.
     fn spawn(file: &Arc<FileInner>, salt: u32, limit: u64, from: u64) -> Option<IntervalsAhead> {
         let (tx, rx) = sync_channel(DEPTH);
+        let hashing_to = Arc::new(AtomicU64::new(from));
+        let (walk_file, walk_hashing_to) = (file.clone(), hashing_to.clone());
         let file = file.clone();
         let helper = Helper::spawn("recfile-intervals", move || {
             let bytes = file.bytes();
             let mut finder = Finder { salt, limit, at: from, last_len: None };
             while let Some((start, checkpoint, crc)) = finder.next(bytes) {
+                hashing_to.store(checkpoint, Ordering::Relaxed);
                 let matched = interval_matches(bytes, start, checkpoint, crc);
                 if tx.send(Checked { start, checkpoint, matched }).is_err() {
                     break;
@@ -81,7 +99,38 @@ impl IntervalsAhead {
             }
         })
         .ok()?;
-        Some(IntervalsAhead { checked: Some(rx), pending: None, helper })
+        Some(IntervalsAhead {
+            checked: Some(rx),
+            pending: None,
+            helper,
+            file: walk_file,
+            hashing_to: walk_hashing_to,
+            prefaulted_to: from,
+            limit,
+        })
+    }
+
+    /// The next interval the helper checked, waiting for it if need be. The walk waits
+    /// because the helper, which hashes the bytes and takes their page faults, is behind: it
+    /// spends the wait mapping the pages the helper hashes next, so that the two threads
+    /// share the page faults of a file read for the first time.
+    fn next_checked(&mut self) -> Option<Checked> {
+        let rx = self.checked.as_ref()?;
+        loop {
+            match rx.try_recv() {
+                Ok(next) => return Some(next),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            let hashing_to = self.hashing_to.load(Ordering::Relaxed);
+            let from = self.prefaulted_to.max(hashing_to);
+            if from >= self.limit || from - hashing_to >= PREFAULT_LEAD {
+                return rx.recv().ok();
+            }
+            let to = from.saturating_add(PREFAULT_CHUNK).min(self.limit);
+            self.file.prefault(from, to);
+            self.prefaulted_to = to;
+        }
     }
 
     /// The interval holding the record at `offset`, checked; intervals before it are passed
@@ -94,9 +143,9 @@ impl IntervalsAhead {
         loop {
             let next = match self.pending.take() {
                 Some(next) => next,
-                None => match self.checked.as_ref().map(Receiver::recv) {
-                    Some(Ok(next)) => next,
-                    _ => return Ahead::Ended,
+                None => match self.next_checked() {
+                    Some(next) => next,
+                    None => return Ahead::Ended,
                 },
             };
             if next.checkpoint <= offset {
@@ -109,6 +158,12 @@ impl IntervalsAhead {
                 Checked { start, checkpoint, matched: false } => Ahead::Mismatched(start, checkpoint),
             };
         }
+    }
+}
+
+impl std::fmt::Debug for IntervalsAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntervalsAhead").field("pending", &self.pending).field("prefaulted_to", &self.prefaulted_to).finish_non_exhaustive()
     }
 }
 
@@ -289,6 +344,24 @@ mod tests {
             assert!(got[..k].iter().enumerate().all(|(j, g)| *g == matched(j)), "length in interval {k}: {got:?}");
             assert!(!matches!(got[k], Ahead::Matched(..)), "length in interval {k}: {:?}", got[k]);
         }
+    }
+
+    /// Mapping pages ahead is a hint: any range, inside the file or not, leaves the bytes and
+    /// the process as they were.
+    #[test]
+    fn prefaulting_any_range_is_harmless() {
+        let file = long_session();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mapped.rec");
+        std::fs::write(&path, &file).unwrap();
+        let f = RecFile::open(&path).unwrap();
+        let len = file.len() as u64;
+        for (start, end) in
+            [(0, 0), (0, len), (1, 2), (4095, 4097), (len - 1, len + 1), (len, len + 4096), (10, 5), (u64::MAX - 1, u64::MAX)]
+        {
+            f.inner.prefault(start, end);
+        }
+        assert_eq!(f.inner.bytes(), &file[..]);
     }
 
     #[test]
