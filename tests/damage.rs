@@ -255,8 +255,12 @@ fn answers_of(f: &RecFile, probes: &[i64], long: bool) -> Vec<String> {
             let r = s.replay(&names).unwrap();
             let id = |fr: Option<recfile::Frame>| fr.map(|fr| (fr.offset(), fr.timestamp().as_nanos()));
             out.push(format!("{si} {names:?} len {} first {:?} last {:?}", r.len(), r.first_timestamp(), r.last_timestamp()));
-            out.push(format!("{si} {names:?} all {:?}", r.iterate().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
-            out.push(format!("{si} {names:?} scan {:?}", r.scan().map(|x| x.map(|fr| fr.offset()).ok()).collect::<Vec<_>>()));
+            // Walks give each frame's offset and timestamp: an entry's damaged timestamp must not
+            // come back as the frame's.
+            let all: Vec<_> = r.iterate().map(|x| x.map(|fr| (fr.offset(), fr.timestamp().as_nanos())).ok()).collect();
+            out.push(format!("{si} {names:?} all {all:?}"));
+            let scan: Vec<_> = r.scan().map(|x| x.map(|fr| (fr.offset(), fr.timestamp().as_nanos())).ok()).collect();
+            out.push(format!("{si} {names:?} scan {scan:?}"));
             let positions: Vec<u64> = match long {
                 false => (0..r.len()).collect(),
                 true if names.len() == 1 => (0..r.len()).step_by(7).chain([r.len() - 1]).collect(),

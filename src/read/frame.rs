@@ -53,6 +53,22 @@ pub(crate) struct Checked {
 /// Checks the frame an index entry points at: its CRC (unless `intervals` vouches for its
 /// bytes: a record boundary in an interval whose CRC matched), and that it is the frame the
 /// entry describes.
+/// The frame an entry points at when it is the next record of the interval a walk in file
+/// order is in (the record at its boundary, in an interval whose CRC matched): framing only,
+/// as [`check_frame`] checks it there. `None` when the entry is not there or does not describe
+/// the frame found: [`check_frame`] then says what holds. Nothing changes on `None`.
+#[inline]
+pub(crate) fn check_at_boundary(bytes: &[u8], stream_id: u16, e: IndexEntry, intervals: &mut IntervalCheck) -> Option<Checked> {
+    let end = intervals.at_boundary(e.offset)?;
+    let (f, payload_len) = frame_header_within(bytes, e.offset, end)?;
+    if f.stream != stream_id || f.ts != e.ts {
+        return None;
+    }
+    let payload_start = e.offset as usize + FRAME_OVERHEAD;
+    intervals.passed((payload_start + payload_len) as u64);
+    Some(Checked { seq: f.seq, payload_start, payload_len })
+}
+
 #[inline]
 pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: IndexEntry, intervals: &mut IntervalCheck) -> Result<Checked> {
     if let Some(end) = intervals.covers(bytes, e.offset) {
@@ -96,7 +112,13 @@ impl Frame {
         intervals: &mut IntervalCheck,
     ) -> Result<Frame> {
         let c = check_frame(file.bytes(), salt_state, stream_id, e, intervals)?;
-        Ok(Frame {
+        Ok(Frame::checked(file, session, stream_id, e, c))
+    }
+
+    /// The frame of entry `e`, checked (`c`).
+    #[inline]
+    pub(crate) fn checked(file: &Arc<FileInner>, session: usize, stream_id: u16, e: IndexEntry, c: Checked) -> Frame {
+        Frame {
             file: file.clone(),
             offset: e.offset,
             ts: e.ts,
@@ -105,7 +127,7 @@ impl Frame {
             payload_start: c.payload_start,
             payload_len: c.payload_len,
             session,
-        })
+        }
     }
 
     /// Where the payload starts in the file (its first byte's offset): a binding that maps the
@@ -215,10 +237,15 @@ impl<'a> FrameRef<'a> {
         e: IndexEntry,
         intervals: &mut IntervalCheck,
     ) -> Result<FrameRef<'a>> {
-        let bytes = file.bytes();
-        let c = check_frame(bytes, salt_state, stream_id, e, intervals)?;
-        let payload = bytes.get(c.payload_start..c.payload_start + c.payload_len).unwrap_or(&[]);
-        Ok(FrameRef { file, offset: e.offset, ts: e.ts, stream_id, seq: c.seq, payload, session })
+        let c = check_frame(file.bytes(), salt_state, stream_id, e, intervals)?;
+        Ok(FrameRef::checked(file, session, stream_id, e, c))
+    }
+
+    /// The frame of entry `e`, checked (`c`), borrowed.
+    #[inline]
+    pub(crate) fn checked(file: &'a Arc<FileInner>, session: usize, stream_id: u16, e: IndexEntry, c: Checked) -> FrameRef<'a> {
+        let payload = file.bytes().get(c.payload_start..c.payload_start + c.payload_len).unwrap_or(&[]);
+        FrameRef { file, offset: e.offset, ts: e.ts, stream_id, seq: c.seq, payload, session }
     }
 
     /// The frame's timestamp.

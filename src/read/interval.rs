@@ -97,6 +97,13 @@ impl IntervalCheck {
         (offset >= self.good.0 && offset < self.good.1 && self.hop_to(file, offset)).then_some(self.good.1)
     }
 
+    /// When the record at `offset` is the next one of the interval whose CRC matched last
+    /// (at the boundary: an in-order walk's common step), the end of that interval.
+    #[inline]
+    pub fn at_boundary(&self, offset: u64) -> Option<u64> {
+        (self.on && offset == self.boundary && offset < self.good.1).then_some(self.good.1)
+    }
+
     /// Moves the boundary past a record just read at the boundary, which ends at `end`: the
     /// next frame of an in-order walk then starts at the boundary, with nothing to hop.
     #[inline]

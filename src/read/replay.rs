@@ -1,7 +1,7 @@
 //! Lookups and iteration over one or several streams of a session.
 
 use super::file::Session;
-use super::frame::{Frame, FrameRef};
+use super::frame::{check_at_boundary, Checked, Frame, FrameRef};
 use super::interval::IntervalCheck;
 use super::layout::{Run, RunLoc};
 use super::runs::RunTable;
@@ -669,6 +669,28 @@ impl MergeState {
         true
     }
 
+    /// The next frame of a one-stream walk when its entry lies in the walk's current run and
+    /// it is the next record of the matched interval the walk is in: a long walk's common
+    /// step, without the general path's lookups (which give the same frame here). `None`
+    /// sends the step the general way ([`MergeState::next_loaded`]); nothing changes then.
+    #[inline]
+    fn next_at_boundary(&mut self, bytes: &[u8], end: Option<i64>) -> Option<(u16, IndexEntry, Checked)> {
+        let ([s], [c]) = (self.streams.as_slice(), self.pos.as_mut_slice()) else { return None };
+        let (run, start, readable, count) = self.walk_run?;
+        let at = *c;
+        if at.0 != run || at.1 >= readable {
+            return None;
+        }
+        let e = IndexEntry::decode(bytes.get(start + at.1 * ENTRY_LEN..start + (at.1 + 1) * ENTRY_LEN)?);
+        if end.is_some_and(|end| e.ts >= end) {
+            return None;
+        }
+        let checked = check_at_boundary(bytes, s.id, e, &mut self.intervals)?;
+        *c = if (at.1 as u64) + 1 < count { (run, at.1 + 1) } else { (run + 1, 0) };
+        self.last[0] = Some(e);
+        Some((s.id, e, checked))
+    }
+
     /// The next entry in the merged order: its stream, the entry and its cursor.
     #[inline]
     fn next_entry(&mut self, r: &Replay) -> Option<(usize, IndexEntry, Cursor)> {
@@ -717,6 +739,10 @@ impl Iterator for Frames {
     #[inline]
     fn next(&mut self) -> Option<Result<Frame>> {
         let r = &self.replay;
+        let file = &r.session.file;
+        if let Some((stream_id, e, c)) = self.merge.next_at_boundary(file.bytes(), self.end) {
+            return Some(Ok(Frame::checked(file, r.session.index, stream_id, e, c)));
+        }
         self.merge.next_loaded(r, self.end, |s, e, intervals| r.load_walked(s, e, intervals))
     }
 }
@@ -733,6 +759,10 @@ impl<'a> Iterator for Scan<'a> {
     #[inline]
     fn next(&mut self) -> Option<Result<FrameRef<'a>>> {
         let r = self.replay;
+        let file = &r.session.file;
+        if let Some((stream_id, e, c)) = self.merge.next_at_boundary(file.bytes(), self.end) {
+            return Some(Ok(FrameRef::checked(file, r.session.index, stream_id, e, c)));
+        }
         let salt_state = r.session.layout().salt_state;
         self.merge
             .next_loaded(r, self.end, |s, e, intervals| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e, intervals))
@@ -746,6 +776,10 @@ impl Frames {
     #[inline]
     pub fn next_ref(&mut self) -> Option<Result<FrameRef<'_>>> {
         let r = &self.replay;
+        let file = &r.session.file;
+        if let Some((stream_id, e, c)) = self.merge.next_at_boundary(file.bytes(), self.end) {
+            return Some(Ok(FrameRef::checked(file, r.session.index, stream_id, e, c)));
+        }
         let salt_state = r.session.layout().salt_state;
         self.merge
             .next_loaded(r, self.end, |s, e, intervals| FrameRef::load(&r.session.file, r.session.index, salt_state, s.id, e, intervals))

@@ -64,6 +64,7 @@ pub struct FrameFields {
 }
 
 /// Splits a frame body into its fields and payload.
+#[inline]
 pub fn decode_frame(body: &[u8], offset: u64) -> Result<(FrameFields, &[u8])> {
     if body.len() < FRAME_FIXED_LEN {
         return Err(Error::Truncated { what: "frame", offset, needed: FRAME_FIXED_LEN as u64, available: body.len() as u64 });
