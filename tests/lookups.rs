@@ -64,7 +64,7 @@ proptest! {
         for (i, (_, f)) in sorted.iter().enumerate() {
             prop_assert_eq!(key(&r.load(i as u64).unwrap()), mkey(*f));
         }
-        for (t, tol) in queries {
+        for &(t, tol) in &queries {
             let got = r.find_closest(Timestamp::from_nanos(t), tol.map(Duration::from_nanos)).map(|f| key(&f));
             prop_assert_eq!(got, model_closest(&model, t, tol).map(mkey), "closest to {}", t);
             let before = sorted.iter().rev().find(|(_, f)| f.0 <= t).map(|(_, f)| mkey(*f));
@@ -74,6 +74,20 @@ proptest! {
         }
         prop_assert_eq!(r.first_timestamp().map(|t| t.as_nanos()), sorted.first().map(|(_, f)| f.0));
         prop_assert_eq!(r.last_timestamp().map(|t| t.as_nanos()), sorted.last().map(|(_, f)| f.0));
+        // Walks of a range, owned and borrowed, stop before its end wherever it falls (inside
+        // a run, an interval or neither) and start at its first frame.
+        for &(t, width) in &queries {
+            let (from, to) = (t, t + width.map_or(17, |w| w as i64 * 3));
+            let want: Vec<_> = sorted.iter().filter(|(_, f)| (from..to).contains(&f.0)).map(|(_, f)| mkey(*f)).collect();
+            let (from_ts, to_ts) = (Timestamp::from_nanos(from), Some(Timestamp::from_nanos(to)));
+            let owned: Vec<_> = r.iterate_range(from_ts, to_ts).map(|f| key(&f.unwrap())).collect();
+            prop_assert_eq!(&owned, &want, "iterate_range [{}, {})", from, to);
+            let borrowed: Vec<_> = r.scan_range(from_ts, to_ts).map(|f| key(&f.unwrap().to_frame())).collect();
+            prop_assert_eq!(&borrowed, &want, "scan_range [{}, {})", from, to);
+            let open_ended: Vec<_> = r.scan_range(from_ts, None).map(|f| key(&f.unwrap().to_frame())).collect();
+            let want_open: Vec<_> = sorted.iter().filter(|(_, f)| f.0 >= from).map(|(_, f)| mkey(*f)).collect();
+            prop_assert_eq!(&open_ended, &want_open, "scan_range [{}, ..)", from);
+        }
     }
 
     #[test]
