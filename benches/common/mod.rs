@@ -22,6 +22,13 @@ pub fn settle() {
     let _ = std::process::Command::new("sync").status();
 }
 
+/// Drops the system's page cache (after flushing it), so that the next read comes from the
+/// disk; false without the permission (root) to.
+pub fn drop_caches() -> bool {
+    settle();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
 /// Raw limit: [len u32][ts i64][payload] through a 1 MiB BufWriter, then fsync.
 pub fn write_raw(path: &Path, frames: u64, payload: &[u8]) -> Duration {
     let _ = std::fs::remove_file(path);

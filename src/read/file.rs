@@ -70,6 +70,23 @@ impl FileInner {
         let _ = (start, end);
     }
 
+    /// Asks the system to start reading `[start, end)` from the disk into its page cache
+    /// (`MADV_WILLNEED`), without waiting: for a walk over a file that is not cached, whose
+    /// page faults would otherwise read it a few pages at a time. Only a hint.
+    pub fn read_ahead(&self, start: u64, end: u64) {
+        #[cfg(unix)]
+        if let Backing::Map(m) = &self.data {
+            let end = end.min(m.len() as u64);
+            if let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(end.saturating_sub(start))) {
+                if len > 0 {
+                    let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (start, end);
+    }
+
     /// The runs of stream `stream` of session `session`, read once and cached. Their entries
     /// are hints (spec §7): every lookup and walk checks the entries it relies on against the
     /// frames they name, and only when one does not match are the checkpoint records behind
