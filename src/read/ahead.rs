@@ -236,8 +236,8 @@ fn looks_from_disk(bytes: u64, time: Duration) -> bool {
 /// (measured: a walk of 1M × 100 B frames from a cold page cache 1.45 s → 86 ms, the raw parse
 /// 38–50 ms). Asking for cached bytes costs a page-cache lookup per page (~12 % of a cached
 /// walk), hence the judgement first.
-#[derive(Debug)]
-struct FromDisk {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FromDisk {
     /// Once true, for the rest of the walk.
     cold: bool,
     /// Read ahead was asked for up to here.
@@ -248,12 +248,13 @@ struct FromDisk {
 }
 
 impl FromDisk {
-    fn new(from: u64) -> Self {
+    /// For a walk from `from` (no read ahead asked for before it).
+    pub(crate) fn new(from: u64) -> Self {
         FromDisk { cold: false, asked_to: from, bytes: 0, time: Duration::ZERO }
     }
 
     /// Counts an interval of `bytes` hashed in `time`; judges after every [`JUDGE_BYTES`].
-    fn hashed(&mut self, bytes: u64, time: Duration) {
+    pub(crate) fn hashed(&mut self, bytes: u64, time: Duration) {
         self.bytes = self.bytes.saturating_add(bytes);
         self.time = self.time.saturating_add(time);
         if self.bytes >= JUDGE_BYTES {
@@ -265,7 +266,7 @@ impl FromDisk {
     /// The next range to ask the system to read, before the helper hashes up to `hashing_to`
     /// (records end before `limit`): none while the file looks cached, or when it was asked
     /// for far enough.
-    fn read_ahead(&mut self, hashing_to: u64, limit: u64) -> Option<(u64, u64)> {
+    pub(crate) fn read_ahead(&mut self, hashing_to: u64, limit: u64) -> Option<(u64, u64)> {
         let want = hashing_to.saturating_add(READ_AHEAD).min(limit);
         if !self.cold || want <= self.asked_to || (want < limit && want - self.asked_to < READ_AHEAD_STEP) {
             return None;

@@ -10,12 +10,13 @@
 //!
 //! A long walk checks its intervals ahead with a second thread ([`IntervalsAhead`]).
 
-use super::ahead::{Ahead, IntervalsAhead};
+use super::ahead::{Ahead, FromDisk, IntervalsAhead};
 use super::file::FileInner;
 use super::layout::SessionLayout;
 use crate::format::bytes::{le_u32, le_u64};
 use crate::format::record::{read_record_of, Kind, FRAME_OVERHEAD, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Intervals longer than this are read with per-record CRCs: a payload that large is checked
 /// as fast on its own, and a walk that reads a few frames of it does not hash all of it.
@@ -50,6 +51,8 @@ pub(crate) struct IntervalCheck {
     starts: u8,
     /// The intervals checked ahead with a second thread, once the walk is long enough.
     ahead: Option<IntervalsAhead>,
+    /// Whether the intervals checked on this thread came from the disk.
+    disk: FromDisk,
 }
 
 impl Clone for IntervalCheck {
@@ -62,7 +65,18 @@ impl Clone for IntervalCheck {
 impl IntervalCheck {
     /// A walk that checks every record's own CRC.
     pub fn off() -> Self {
-        IntervalCheck { on: false, salt: 0, limit: 0, good: (0, 0), boundary: 0, bad: (0, 0), hints: true, starts: 0, ahead: None }
+        IntervalCheck {
+            on: false,
+            salt: 0,
+            limit: 0,
+            good: (0, 0),
+            boundary: 0,
+            bad: (0, 0),
+            hints: true,
+            starts: 0,
+            ahead: None,
+            disk: FromDisk::new(0),
+        }
     }
 
     /// The check for a walk over `selected` streams of session `s`: on when the session has
@@ -147,7 +161,16 @@ impl IntervalCheck {
                 Ahead::Ended => self.ahead = None,
             }
         }
-        self.check_here(file.bytes(), offset, hint)
+        let checking = Instant::now();
+        let checked = self.check_here(file.bytes(), offset, hint);
+        if checked {
+            // A walk on one thread reads an uncached file a few pages at a time too.
+            self.disk.hashed(self.good.1 - self.good.0, checking.elapsed());
+            if let Some((from, to)) = self.disk.read_ahead(self.good.1, self.limit) {
+                file.read_ahead(from, to);
+            }
+        }
+        checked
     }
 
     /// Finds the checkpoint after `offset` by hopping record headers from `hint` (the offset
