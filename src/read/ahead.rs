@@ -230,12 +230,12 @@ fn looks_from_disk(bytes: u64, time: Duration) -> bool {
 
 /// Whether a walk's file comes from the disk, and how far it was asked to be read ahead.
 ///
-/// A walk's page faults alone read an uncached file a few pages at a time: the two threads
-/// fault at two places of it, and the system's readahead for a mapping does not follow that.
-/// So once hashing shows the faults waiting for the disk, the helper asks for the bytes ahead
-/// (measured: a walk of 1M × 100 B frames from a cold page cache 1.45 s → 86 ms, the raw parse
-/// 38–50 ms). Asking for cached bytes costs a page-cache lookup per page (~12 % of a cached
-/// walk), hence the judgement first.
+/// A walk's page faults alone read an uncached file a few pages at a time (measured: the
+/// system's readahead for the mapping did not engage, for two threads faulting at two places
+/// or for one). So once hashing shows the faults waiting for the disk, the bytes ahead are
+/// asked for (a walk of 1M × 100 B frames from a cold page cache: 1.45 s → 88–104 ms, the raw
+/// parse 36–52 ms). Asking for cached bytes costs a page-cache lookup per page (~12 % of a
+/// cached walk), hence the judgement first.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FromDisk {
     /// Once true, for the rest of the walk.
