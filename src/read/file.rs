@@ -58,14 +58,7 @@ impl FileInner {
     /// fault the pages in as before.
     pub fn prefault(&self, start: u64, end: u64) {
         #[cfg(target_os = "linux")]
-        if let Backing::Map(m) = &self.data {
-            let end = end.min(m.len() as u64);
-            if let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(end.saturating_sub(start))) {
-                if len > 0 {
-                    let _ = m.advise_range(memmap2::Advice::PopulateRead, start, len);
-                }
-            }
-        }
+        self.advise(memmap2::Advice::PopulateRead, start, end);
         #[cfg(not(target_os = "linux"))]
         let _ = (start, end);
     }
@@ -75,16 +68,23 @@ impl FileInner {
     /// page faults would otherwise read it a few pages at a time. Only a hint.
     pub fn read_ahead(&self, start: u64, end: u64) {
         #[cfg(unix)]
+        self.advise(memmap2::Advice::WillNeed, start, end);
+        #[cfg(not(unix))]
+        let _ = (start, end);
+    }
+
+    /// Gives the memory map `advice` for `[start, end)`, clamped to the file; errors are
+    /// ignored (advice is a hint), a file in memory takes none.
+    #[cfg(unix)]
+    fn advise(&self, advice: memmap2::Advice, start: u64, end: u64) {
         if let Backing::Map(m) = &self.data {
             let end = end.min(m.len() as u64);
             if let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(end.saturating_sub(start))) {
                 if len > 0 {
-                    let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
+                    let _ = m.advise_range(advice, start, len);
                 }
             }
         }
-        #[cfg(not(unix))]
-        let _ = (start, end);
     }
 
     /// The runs of stream `stream` of session `session`, read once and cached. Their entries

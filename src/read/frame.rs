@@ -50,9 +50,6 @@ pub(crate) struct Checked {
     pub payload_len: usize,
 }
 
-/// Checks the frame an index entry points at: its CRC (unless `intervals` vouches for its
-/// bytes: a record boundary in an interval whose CRC matched), and that it is the frame the
-/// entry describes.
 /// The frame an entry points at when it is the next record of the interval a walk in file
 /// order is in (the record at its boundary, in an interval whose CRC matched): framing only,
 /// as [`check_frame`] checks it there. `None` when the entry is not there or does not describe
@@ -69,6 +66,9 @@ pub(crate) fn check_at_boundary(bytes: &[u8], stream_id: u16, e: IndexEntry, int
     Some(Checked { seq: f.seq, payload_start, payload_len })
 }
 
+/// Checks the frame an index entry points at: its CRC (unless `intervals` vouches for its
+/// bytes: a record boundary in an interval whose CRC matched), and that it is the frame the
+/// entry describes.
 #[inline]
 pub(crate) fn check_frame(bytes: &[u8], salt_state: u32, stream_id: u16, e: IndexEntry, intervals: &mut IntervalCheck) -> Result<Checked> {
     if let Some(end) = intervals.covers(bytes, e.offset) {
