@@ -40,6 +40,7 @@ pub mod interop;
 pub mod read;
 pub mod recover;
 pub mod replay;
+mod reserve;
 pub mod rewrite;
 pub mod session;
 pub mod storage;

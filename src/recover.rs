@@ -35,7 +35,9 @@ pub struct RecoveryReport {
     pub checkpoints: u32,
     /// Frame records found damaged or cut off in the dropped tail.
     pub frames_dropped: u64,
-    /// Bytes dropped from the end of the file (torn tail).
+    /// Bytes dropped from the end of the file (torn tail). Zeros at the very end (space a
+    /// writer reserved ahead of its data, spec §6) are cut off too but not counted: they held
+    /// nothing.
     pub bytes_dropped: u64,
     /// Why the scan of the tail stopped, when it stopped before the end of the file.
     pub stop_reason: Option<String>,
@@ -229,6 +231,22 @@ fn prefetch_checkpoints(view: &View, slots: &Slots) {
     view.prefetch(&ranges);
 }
 
+/// The end of the last byte at or after `from` that is not zero (`from` when there is none):
+/// what a cut at `from` drops, without the zeros reserved past a writer's data.
+fn written_end(file: &[u8], from: u64) -> u64 {
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(file.len());
+    let tail = &file[start..];
+    // Whole 16-byte chunks from the end first (the reserved zeros run to megabytes).
+    let mut end = tail.len();
+    while end >= 16 && tail[end - 16..end].iter().fold(0u8, |a, &b| a | b) == 0 {
+        end -= 16;
+    }
+    while end > 0 && tail[end - 1] == 0 {
+        end -= 1;
+    }
+    start as u64 + end as u64
+}
+
 /// Recovers the file held by `storage` in place (the caller holds the lock): finishes an
 /// interrupted session, or repairs the commit slots of a file cut short. A consistent file is
 /// left untouched.
@@ -252,7 +270,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
             return Ok(report);
         }
         Plan::Truncate { len: keep, end_offset } => {
-            report.bytes_dropped = len.saturating_sub(keep);
+            report.bytes_dropped = written_end(&view, keep).saturating_sub(keep);
             report.frames_dropped = count_dropped_frames(&view, keep);
             (end_offset, keep)
         }
@@ -265,7 +283,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
                 frames_after_checkpoint: scan.tail_frames,
                 checkpoints: scan.checkpoints,
                 frames_dropped: count_dropped_frames(&view, scan.valid_end),
-                bytes_dropped: len - scan.valid_end,
+                bytes_dropped: written_end(&view, scan.valid_end) - scan.valid_end,
                 stop_reason: scan.stop.clone(),
                 end_was_written: scan.found_end.is_some(),
                 committed_bytes_missing: report.committed_bytes_missing,

@@ -1,6 +1,8 @@
 //! All file I/O goes through [`Storage`], so tests can replace the file with an image that
 //! simulates power cuts, and fuzzers can run entirely in memory.
 
+use crate::reserve::Reserve;
+pub use crate::reserve::RESERVE_STEP;
 use std::fs::File;
 use std::io;
 
@@ -20,6 +22,13 @@ pub trait Storage: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
+    /// With `true`, asks the storage to grow in large steps ahead of the writes, filling what
+    /// lies past the data with zeros (unused space: kind 0 is never a valid record), as the
+    /// recorder does while a session records; with `false`, to write exactly what it is given.
+    /// A hint: the default ignores it. Whoever turns it on cuts the zeros off when done.
+    fn reserve_ahead(&mut self, on: bool) {
+        let _ = on;
+    }
     /// A second handle that makes this storage's writes durable from another thread while this
     /// one goes on writing (`None`, the default: the storage has no such handle, and only
     /// [`Storage::sync`] makes bytes durable).
@@ -100,13 +109,16 @@ impl std::ops::Deref for View {
 #[derive(Debug)]
 pub struct FileStorage {
     file: File,
+    /// While reserving ahead ([`Storage::reserve_ahead`]).
+    reserve: Option<Reserve>,
 }
 
 impl FileStorage {
     /// Wraps an open file (the caller handles locking).
     pub fn new(file: File) -> Self {
-        FileStorage { file }
+        FileStorage { file, reserve: None }
     }
+
     /// The underlying file.
     pub fn file(&self) -> &File {
         &self.file
@@ -118,16 +130,37 @@ impl Storage for FileStorage {
         std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
     }
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if let Some(r) = &mut self.reserve {
+            r.before_write(&self.file, offset.saturating_add(data.len() as u64));
+        }
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        // The helper maps the file ahead of the writes: it stops before the file may shrink.
+        if let Some(r) = &mut self.reserve {
+            r.stop();
+        }
+        self.file.set_len(len)?;
+        if let Some(r) = &mut self.reserve {
+            r.restart(&self.file, len);
+        }
+        Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+    /// See [`crate::reserve`]: the file grows in [`RESERVE_STEP`]s ahead of the writes and a
+    /// helper thread brings each step into the page cache as one large folio.
+    fn reserve_ahead(&mut self, on: bool) {
+        if let Some(mut r) = self.reserve.take() {
+            r.stop();
+        }
+        if on {
+            self.reserve = Reserve::start(&self.file);
+        }
     }
     fn sync_handle(&self) -> Option<SyncHandle> {
         let file = self.file.try_clone().ok()?;
@@ -219,6 +252,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn sync_handle(&self) -> Option<SyncHandle> {
         (**self).sync_handle()
     }
+    fn reserve_ahead(&mut self, on: bool) {
+        (**self).reserve_ahead(on)
+    }
     fn read_all(&self) -> io::Result<Vec<u8>> {
         (**self).read_all()
     }
@@ -292,6 +328,10 @@ pub struct SimulatedDisk {
 struct SimulatedInner {
     live: MemStorage,
     history: Vec<DiskOp>,
+    /// The step a reserving writer grows the disk in, as [`FileStorage`] does by
+    /// [`RESERVE_STEP`] (0: never), and how far it is reserved while it does.
+    reserve_step: u64,
+    reserved_to: Option<u64>,
 }
 
 fn apply(image: &mut Vec<u8>, op: &DiskOp) {
@@ -312,6 +352,16 @@ impl SimulatedDisk {
     /// An empty disk.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty disk that, while asked to reserve ahead ([`Storage::reserve_ahead`]), grows
+    /// with zeros to a whole `step` past each write before making it, as a [`FileStorage`]
+    /// does by [`RESERVE_STEP`]: each growth is an operation of its own, which a power cut may
+    /// drop or reorder like any other.
+    pub fn reserving(step: u64) -> Self {
+        let disk = Self::default();
+        disk.lock().reserve_step = step;
+        disk
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SimulatedInner> {
@@ -377,6 +427,16 @@ impl Storage for SimulatedDisk {
     }
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut g = self.lock();
+        let end = offset.saturating_add(data.len() as u64);
+        // As a reserving FileStorage does: grow (with zeros) so that a whole step lies past
+        // the write, in an operation of its own.
+        if let Some(len) = g.reserved_to.filter(|&r| end.saturating_add(g.reserve_step) > r) {
+            let step = g.reserve_step;
+            let target = (end.div_ceil(step) + 1) * step;
+            g.history.push(DiskOp::SetLen(target));
+            g.live.set_len(target.max(len))?;
+            g.reserved_to = Some(target);
+        }
         g.history.push(DiskOp::Write { offset, data: data.to_vec() });
         g.live.write_at(offset, data)
     }
@@ -386,7 +446,14 @@ impl Storage for SimulatedDisk {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let mut g = self.lock();
         g.history.push(DiskOp::SetLen(len));
+        if let Some(r) = &mut g.reserved_to {
+            *r = len;
+        }
         g.live.set_len(len)
+    }
+    fn reserve_ahead(&mut self, on: bool) {
+        let mut g = self.lock();
+        g.reserved_to = (on && g.reserve_step > 0).then_some(g.live.data.len() as u64);
     }
     fn sync(&mut self) -> io::Result<()> {
         self.lock().history.push(DiskOp::Sync);

@@ -33,6 +33,14 @@ impl Helper {
         self.process != std::process::id()
     }
 
+    /// Wakes the thread from `std::thread::park` (or makes its next park return at once).
+    /// Not in a forked process, where the thread is not.
+    pub fn unpark(&self) {
+        if let (Some(t), false) = (&self.thread, self.forked()) {
+            t.thread().unpark();
+        }
+    }
+
     /// Waits for the thread to end (its owner has told it to stop); in a forked process returns
     /// at once and forgets the handle.
     pub fn join(&mut self) {

@@ -5,7 +5,9 @@
 use crate::error::Error;
 use crate::format::header::{SlotState, HEADER_LEN};
 use crate::format::index::EntrySlice;
-use crate::format::record::{decode_frame, plausible_record_at, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody};
+use crate::format::record::{
+    decode_frame, next_nonzero_kind, plausible_record_at, read_record, CheckpointBody, Kind, SessionEndBody, SessionStartBody,
+};
 use crate::read::interval::IntervalCheck;
 use crate::read::layout::{RunLoc, SessionState};
 use crate::read::{Frame, RecFile};
@@ -105,10 +107,21 @@ impl Walker<'_> {
     /// The next offset after `from` where a valid record of `salt` or a valid session start
     /// begins (damaged framing: search byte by byte).
     fn resync(&self, from: u64, end: u64, salt: u32) -> Option<u64> {
-        (from + 1..end).find(|&p| {
-            plausible_record_at(self.file, p).is_some()
+        let mut p = from + 1;
+        while p < end {
+            if self.file.get(p as usize + 8) == Some(&0) {
+                // Zeroed space holds no record start.
+                p = next_nonzero_kind(self.file, p);
+                continue;
+            }
+            if plausible_record_at(self.file, p).is_some()
                 && (read_record(self.file, p, Some(salt)).is_ok() || valid_session_start_at(self.file, p))
-        })
+            {
+                return Some(p);
+            }
+            p += 1;
+        }
+        None
     }
 
     /// Walks every record in `[HEADER_LEN, end)`, session by session.

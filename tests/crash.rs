@@ -1,7 +1,7 @@
 //! Power loss at every operation of a recording, with unsynced writes dropped, torn, or
 //! persisted out of order; truncation at every byte; kill -9 of a recording process.
 
-use recfile::storage::{CrashMode, MemStorage, SimulatedDisk};
+use recfile::storage::{CrashMode, DiskOp, MemStorage, SimulatedDisk};
 use recfile::{recover_storage, Durability, RecFile, Recorder, RecorderOptions, Timestamp};
 use std::collections::HashMap;
 
@@ -21,9 +21,11 @@ fn xorshift(seed: &mut u64) -> u64 {
     *seed
 }
 
-/// Records two sessions (the second left unfinished) on a simulated disk.
+/// Records two sessions (the second left unfinished) on a simulated disk that reserves ahead.
 fn workload(durability: Durability, background: bool) -> (SimulatedDisk, Written, Vec<Mark>) {
-    let disk = SimulatedDisk::new();
+    // The disk grows ahead of the writes as a file does (in 8 KiB steps here, 2 MiB on files),
+    // so that crashes also leave the zeros reserved past the data.
+    let disk = SimulatedDisk::reserving(8192);
     let opts = RecorderOptions::new().checkpoint_every_frames(6).buffer_bytes(4096).durability(durability).background_writes(background);
     let mut rec = Recorder::init_storage(Box::new(disk.clone()), opts).unwrap();
     let mut written: Written = HashMap::new();
@@ -54,6 +56,8 @@ fn workload(durability: Durability, background: bool) -> (SimulatedDisk, Written
         }
         if si == 0 {
             s.finish().unwrap();
+            let v = RecFile::from_bytes(disk.live_image()).unwrap().verify();
+            assert!(v.ok(), "a finished session leaves none of the space it reserved: {:?}", v.problems);
             let last_sync = *disk.sync_points().last().unwrap();
             let frames = written.iter().filter(|((x, _), _)| *x == 0).map(|(k, v)| (k.clone(), v.len())).collect();
             marks.push(Mark { ops: last_sync, frames });
@@ -61,6 +65,8 @@ fn workload(durability: Durability, background: bool) -> (SimulatedDisk, Written
             s.abandon();
         }
     }
+    let grown = disk.history().iter().filter(|o| matches!(o, DiskOp::SetLen(_))).count();
+    assert!(grown >= 8, "the disk grew ahead of the writes only {grown} times");
     (disk, written, marks)
 }
 

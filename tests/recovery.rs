@@ -104,6 +104,56 @@ fn a_reader_sees_the_live_writer_up_to_its_last_checkpoint() {
     assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 60);
 }
 
+/// While a session records, its file grows ahead of the writes (zeros past the data, spec §6)
+/// and the end of the session cuts them off: a reader opened in the meantime uses only the
+/// committed bytes, so it reads on after the cut (a page of its map past the file's end would
+/// kill it with SIGBUS), and the finished file is exactly its records.
+#[test]
+fn a_live_reader_reads_on_after_the_writer_cuts_the_space_it_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reserved.rec");
+    let mut rec = RecorderOptions::new().create(&path).unwrap();
+    let mut s = rec.start_session("big").unwrap();
+    let a = s.add_stream("a", "raw").unwrap();
+    let payload = |i: i64| vec![(i % 251) as u8 | 1; 1500];
+    for i in 0..3000 {
+        s.write(a, ts(i), &payload(i)).unwrap();
+    }
+    s.checkpoint().unwrap();
+    let on_disk = std::fs::metadata(&path).unwrap().len();
+    let reader = RecFile::open(&path).unwrap();
+    assert!(reader.is_live());
+    let committed = reader.size_bytes();
+    assert!(committed > 3000 * 1500, "every checkpointed frame is committed");
+    #[cfg(target_os = "linux")]
+    {
+        assert!(on_disk >= committed + recfile::storage::RESERVE_STEP, "the file is reserved a step ahead: {on_disk} for {committed}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[committed as usize..].iter().all(|&b| b == 0), "past the data only zeros");
+    }
+    let stream = reader.last_session().unwrap().stream("a").unwrap();
+    assert_eq!(stream.len(), 3000);
+    for i in 3000..3100 {
+        s.write(a, ts(i), &payload(i)).unwrap();
+    }
+    s.finish().unwrap();
+    // The writer cut the file at the end of its session, below what the reader mapped.
+    let finished = std::fs::metadata(&path).unwrap().len();
+    assert!(finished < on_disk);
+    let mut n = 0;
+    for (i, f) in stream.iterate().enumerate() {
+        let f = f.unwrap();
+        assert_eq!(f.data(), &payload(i as i64)[..]);
+        n += 1;
+    }
+    assert_eq!(n, 3000);
+    drop(rec);
+    let f = RecFile::open(&path).unwrap();
+    assert_eq!(f.size_bytes(), finished);
+    assert!(f.verify().ok(), "{:?}", f.verify().problems);
+    assert_eq!(f.last_session().unwrap().stream("a").unwrap().len(), 3100);
+}
+
 /// A disk that fills up: every write reaching past `limit` bytes fails.
 #[derive(Clone)]
 struct FillingDisk {

@@ -16,8 +16,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many checked intervals the helper may hold ready: enough to ride out a slow page
-/// fault, few enough that a walk dropped early leaves little hashed in vain.
-const DEPTH: usize = 4;
+/// fault, few enough that a walk dropped early leaves little hashed in vain (~2 MB)...
+const DEPTH: u64 = 16;
+
+/// ...and how many of them the walk reads before it wakes a helper that waits with all of them
+/// ready: a helper woken for every interval (as a full channel wakes its sender) costs the
+/// walk a system call and the helper a sleep per interval, a fifth of a walk whose pages are
+/// mapped quickly.
+const REFILL_AT: u64 = DEPTH / 2;
 
 /// A walk waiting for the helper maps pages ahead of it, this many bytes at a time (about
 /// 60 µs of work: a wait costs at most that much more)...
@@ -91,8 +97,15 @@ impl IntervalsAhead {
 
     /// Starts the helper thread, whatever the number of cores.
     fn spawn(file: &Arc<FileInner>, salt: u32, limit: u64, from: u64) -> Option<IntervalsAhead> {
-        let (tx, rx) = sync_channel(DEPTH);
-        let progress = Arc::new(Progress { hashing_to: AtomicU64::new(from), from_disk: AtomicBool::new(false) });
+        let (tx, rx) = sync_channel(DEPTH as usize);
+        let progress = Arc::new(Progress {
+            hashing_to: AtomicU64::new(from),
+            from_disk: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            helper_waits: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
         let (walk_file, walk_progress) = (file.clone(), progress.clone());
         let file = file.clone();
         let helper = Helper::spawn("recfile-intervals", move || {
@@ -108,9 +121,10 @@ impl IntervalsAhead {
                 let hashing = Instant::now();
                 let matched = interval_matches(bytes, start, checkpoint, crc);
                 disk.hashed(checkpoint - start, hashing.elapsed());
-                if tx.send(Checked { start, checkpoint, matched }).is_err() {
+                if !progress.room_for_one_more() || tx.send(Checked { start, checkpoint, matched }).is_err() {
                     break;
                 }
+                progress.sent.fetch_add(1, Ordering::SeqCst);
             }
         })
         .ok()?;
@@ -134,14 +148,19 @@ impl IntervalsAhead {
         let rx = self.checked.as_ref()?;
         loop {
             match rx.try_recv() {
-                Ok(next) => return Some(next),
+                Ok(next) => {
+                    self.took_one();
+                    return Some(next);
+                }
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
             let span = self.progress.hashing_to.load(Ordering::Relaxed).saturating_add(PAGE_TABLE_SPAN - 1) & !(PAGE_TABLE_SPAN - 1);
             let from = self.prefaulted_to.max(span);
             if from >= self.limit || from - span >= PREFAULT_LEAD {
-                return rx.recv().ok();
+                let next = rx.recv().ok();
+                self.took_one();
+                return next;
             }
             let to = from.saturating_add(PREFAULT_CHUNK).min(self.limit);
             let mapping = Instant::now();
@@ -151,6 +170,16 @@ impl IntervalsAhead {
                 self.progress.from_disk.store(true, Ordering::Relaxed);
             }
             self.prefaulted_to = to;
+        }
+    }
+
+    /// Counts an interval read from the helper, and wakes the helper when it waits and half
+    /// of what it had ready is read.
+    fn took_one(&self) {
+        let p = &self.progress;
+        let taken = p.taken.fetch_add(1, Ordering::SeqCst) + 1;
+        if p.helper_waits.load(Ordering::SeqCst) && p.sent.load(Ordering::SeqCst).saturating_sub(taken) <= DEPTH - REFILL_AT {
+            self.helper.unpark();
         }
     }
 
@@ -196,6 +225,10 @@ impl Drop for IntervalsAhead {
         }
         // Closing the channel first wakes a helper waiting to send.
         self.checked = None;
+        if !self.helper.forked() {
+            self.progress.stop.store(true, Ordering::SeqCst);
+            self.helper.unpark();
+        }
         self.helper.join();
     }
 }
@@ -220,6 +253,35 @@ struct Progress {
     hashing_to: AtomicU64,
     /// The walk found its mapping of pages ahead waiting for the disk.
     from_disk: AtomicBool,
+    /// Intervals the helper handed over, and the walk read.
+    sent: AtomicU64,
+    taken: AtomicU64,
+    /// The helper sleeps with [`DEPTH`] intervals ready (woken by `took_one`), or is told to
+    /// stop (the walk was dropped).
+    helper_waits: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Progress {
+    /// On the helper: waits while [`DEPTH`] checked intervals are ready and unread, until the
+    /// walk has read [`REFILL_AT`] of them; false when told to stop.
+    fn room_for_one_more(&self) -> bool {
+        let full = || self.sent.load(Ordering::SeqCst).saturating_sub(self.taken.load(Ordering::SeqCst)) >= DEPTH;
+        while full() {
+            self.helper_waits.store(true, Ordering::SeqCst);
+            // Checked again after saying so: a walk that read in between has seen the flag,
+            // or this sees its read (and a wake-up sent before the park makes it return).
+            if full() && !self.stop.load(Ordering::SeqCst) {
+                // The timeout only bounds a missed wake-up; none is expected.
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+            self.helper_waits.store(false, Ordering::SeqCst);
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+        }
+        !self.stop.load(Ordering::SeqCst)
+    }
 }
 
 /// Whether reading `bytes` of the file in `time` (hashing them, or mapping them) waited for the

@@ -5,16 +5,17 @@ use super::replay::{Replay, StreamIndex};
 use super::runs::RunTable;
 use super::salvage::discover_salvaged;
 use crate::error::{Error, Result};
-use crate::format::header::{FileHeader, Slots};
+use crate::format::header::{FileHeader, Slots, HEADER_LEN};
 use crate::time::Timestamp;
 use memmap2::Mmap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// The bytes of a file: a read-only memory map, or a buffer in memory.
+/// The bytes of a file: a read-only memory map (of which the reader uses the first `usize`
+/// bytes), or a buffer in memory.
 pub(crate) enum Backing {
-    Map(Mmap),
+    Map(Mmap, usize),
     Bytes(Vec<u8>),
 }
 
@@ -47,7 +48,7 @@ impl FileInner {
     #[inline]
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
-            Backing::Map(m) => m,
+            Backing::Map(m, len) => &m[..*len],
             Backing::Bytes(b) => b,
         }
     }
@@ -77,8 +78,8 @@ impl FileInner {
     /// ignored (advice is a hint), a file in memory takes none.
     #[cfg(unix)]
     fn advise(&self, advice: memmap2::Advice, start: u64, end: u64) {
-        if let Backing::Map(m) = &self.data {
-            let end = end.min(m.len() as u64);
+        if let Backing::Map(m, len) = &self.data {
+            let end = end.min(*len as u64);
             if let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(end.saturating_sub(start))) {
                 if len > 0 {
                     let _ = m.advise_range(advice, start, len);
@@ -240,14 +241,22 @@ impl RecFile {
         if len == 0 {
             return Err(Error::EmptyFile);
         }
-        // SAFETY: the map is read-only. Writers only append to the file, and recovery only
-        // truncates bytes after the last valid record; a reader dereferences only bytes inside
-        // records it has validated, which therefore stay mapped (see spec, "Readers and
-        // shrinking files").
+        // SAFETY: the map is read-only. Writers only append to the file (and at the end of a
+        // session cut off the zeros they reserved past it, beyond every committed byte, which
+        // a reader of a live file does not use), and recovery only truncates bytes after the
+        // last valid record; a reader dereferences only bytes inside records it has validated,
+        // which therefore stay mapped (see spec, "Readers and shrinking files").
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::from(e).with_path(path))?;
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
-        let mut f = RecFile::from_backing(Backing::Map(map), live)?;
+        // Under a writer, only the committed bytes are read: past them lie bytes the writer may
+        // still cut off (the space it reserves ahead of a session's writes, spec §6), and a
+        // page of the map past the file's end would fault.
+        let used = match Slots::decode(&map) {
+            Ok(slots) if live => usize::try_from(slots.current.committed_len).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len()),
+            _ => map.len(),
+        };
+        let mut f = RecFile::from_backing(Backing::Map(map, used), live)?;
         if let Some(inner) = Arc::get_mut(&mut f.inner) {
             inner.path = Some(path.to_path_buf());
         }
@@ -261,7 +270,7 @@ impl RecFile {
 
     fn from_backing(data: Backing, live: bool) -> Result<RecFile> {
         let bytes = match &data {
-            Backing::Map(m) => &m[..],
+            Backing::Map(m, len) => &m[..*len],
             Backing::Bytes(b) => &b[..],
         };
         let header = FileHeader::decode(bytes)?;
@@ -321,7 +330,8 @@ impl RecFile {
         Timestamp::from_nanos(self.inner.header.created_ns)
     }
 
-    /// Size of the file in bytes (as mapped).
+    /// Size in bytes of what the reader uses: the whole file, or under a live writer its
+    /// committed bytes (past them lies space the writer may still cut off).
     pub fn size_bytes(&self) -> u64 {
         self.inner.bytes().len() as u64
     }

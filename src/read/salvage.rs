@@ -13,8 +13,8 @@ use crate::format::header::HEADER_LEN;
 use crate::format::header::{SlotState, Slots};
 use crate::format::index::IndexEntry;
 use crate::format::record::{
-    decode_frame, decode_metadata, plausible_record_at, read_record, salt_crc, session_salt, CheckpointBody, DescriptionBody, Kind,
-    SessionEndBody, SessionStartBody, StreamDefBody, RECORD_HEADER_LEN,
+    decode_frame, decode_metadata, next_nonzero_kind, plausible_record_at, read_record, salt_crc, session_salt, CheckpointBody,
+    DescriptionBody, Kind, SessionEndBody, SessionStartBody, StreamDefBody, RECORD_HEADER_LEN,
 };
 use crate::format::salt::infer_salt;
 use std::collections::BTreeMap;
@@ -190,6 +190,11 @@ fn resync(file: &[u8], from: u64, salt: Option<u32>, orphans: bool) -> Option<(u
     let len = file.len() as u64;
     let mut at = from;
     while at + RECORD_HEADER_LEN as u64 <= len {
+        // Zeroed space (reserved by a writer, or a hole) holds no record start.
+        if file.get(at as usize + 8) == Some(&0) {
+            at = next_nonzero_kind(file, at);
+            continue;
+        }
         // Records of kinds this version does not know cannot be read anyway: the next known
         // record after one is found instead.
         if plausible_record_at(file, at).is_some() {

@@ -142,6 +142,9 @@ impl SessionCore {
                 .ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
             (storage, home.slots, home.last_sync)
         };
+        // The file grows in large steps while the session records, cut back at its end.
+        let mut storage = storage;
+        storage.reserve_ahead(true);
         let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
         let early_syncs = recorder.options.durability != Durability::None;
         let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE, early_syncs);
@@ -227,7 +230,9 @@ impl SessionCore {
         if let Err(e) = started {
             // Give the storage back so the recorder stays usable.
             if let Ok(mut home) = w.home.lock() {
-                home.storage = Some(storage.into_inner());
+                let mut storage = storage.into_inner();
+                storage.reserve_ahead(false);
+                home.storage = Some(storage);
             }
             w.failed = Some("failed to start".into());
             return Err(e);
@@ -725,6 +730,12 @@ impl SessionCore {
             let mut chain = w.chain.clone();
             chain.reverse();
             let written = write_index_and_end(st, &mut w.buf, pos, w.salt, &summaries, &chain, &fields)?;
+            // What lies past the session's end (the zeros reserved ahead of it, or the torn
+            // tail of an abandoned session it wrote over) goes, before the sync that makes the
+            // end durable.
+            if st.len()? > written.new_len {
+                st.set_len(written.new_len)?;
+            }
             if sync {
                 st.sync()?;
             }
@@ -778,7 +789,8 @@ impl SessionCore {
         }
         if let Some(storage) = self.storage.take() {
             // Waits for the write-behind queue.
-            let storage = storage.into_inner();
+            let mut storage = storage.into_inner();
+            storage.reserve_ahead(false);
             if let Ok(mut home) = self.home.lock() {
                 home.storage = Some(storage);
                 home.slots = self.slots;
