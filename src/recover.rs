@@ -260,18 +260,23 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
     FileHeader::decode(&head)?;
     let slots = Slots::decode(&head)?;
     let mut slot_state = crate::durable::SlotState { current: slots.current, current_index: slots.current_index };
-    let view = storage.view()?;
-    prefetch_checkpoints(&view, &slots);
+    let whole = storage.view()?;
+    // A trailing hole (the space a writer reserved ahead, spec §6) reads as zeros: it is cut
+    // off like any zeros at the end, without faulting its pages in to look at them.
+    let used =
+        storage.zeros_from(slots.current.committed_len).map_or(whole.len(), |z| usize::try_from(z).unwrap_or(usize::MAX).min(whole.len()));
+    let view = &whole[..used];
+    prefetch_checkpoints(&whole, &slots);
     let mut report = RecoveryReport { committed_bytes_missing: slots.current.committed_len.saturating_sub(len), ..Default::default() };
-    let (end_offset, new_len) = match plan(&view, &slots)? {
+    let (end_offset, new_len) = match plan(view, &slots)? {
         Plan::Nothing => return Ok(report),
         Plan::ReportOnly(damaged) => {
             report.damaged = damaged;
             return Ok(report);
         }
         Plan::Truncate { len: keep, end_offset } => {
-            report.bytes_dropped = written_end(&view, keep).saturating_sub(keep);
-            report.frames_dropped = count_dropped_frames(&view, keep);
+            report.bytes_dropped = written_end(view, keep).saturating_sub(keep);
+            report.frames_dropped = count_dropped_frames(view, keep);
             (end_offset, keep)
         }
         Plan::Recover(scan) => {
@@ -282,8 +287,8 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
                 frames_kept: scan.frames,
                 frames_after_checkpoint: scan.tail_frames,
                 checkpoints: scan.checkpoints,
-                frames_dropped: count_dropped_frames(&view, scan.valid_end),
-                bytes_dropped: written_end(&view, scan.valid_end) - scan.valid_end,
+                frames_dropped: count_dropped_frames(view, scan.valid_end),
+                bytes_dropped: written_end(view, scan.valid_end) - scan.valid_end,
                 stop_reason: scan.stop.clone(),
                 end_was_written: scan.found_end.is_some(),
                 committed_bytes_missing: report.committed_bytes_missing,
@@ -299,7 +304,7 @@ pub fn recover_storage(storage: &mut dyn Storage) -> Result<RecoveryReport> {
             }
         }
     };
-    drop(view);
+    drop(whole);
     storage.sync()?;
     let slot = Slot {
         state: State::Idle,

@@ -238,6 +238,29 @@ mod tests {
         assert_eq!(disk.len().unwrap(), end + 4, "no longer reserving: writes extend the file by what they write");
     }
 
+    /// The file system's answer to where the zeros at the end start: never before a byte
+    /// written, and only zeros after it (a reserved step, or a hole between data).
+    #[test]
+    fn the_trailing_hole_starts_after_the_last_byte_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.bin");
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let mut disk = FileStorage::new(file);
+        for (offset, len, grow_to) in
+            [(0u64, 5000usize, 3u64 << 20), (2 << 20, 10, 3 << 20), (6 << 20, 1, 9 << 20), (9 << 20, 4096, 9 << 20)]
+        {
+            disk.write_at(offset, &vec![9u8; len]).unwrap();
+            disk.set_len(grow_to.max(offset + len as u64)).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let last = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64;
+            for from in [0, 4096, last.saturating_sub(1), last] {
+                let Some(z) = disk.zeros_from(from) else { continue };
+                assert!(z >= last.max(from) && z <= bytes.len() as u64, "from {from}: zeros from {z}, last byte written ends at {last}");
+                assert!(bytes[z as usize..].iter().all(|&b| b == 0));
+            }
+        }
+    }
+
     /// The helper maps steps of the file while the writer cuts it, again and again: it is
     /// stopped before every cut, so no page of its map ever lies past the file's end (a read
     /// there would kill the process with SIGBUS).

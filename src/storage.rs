@@ -22,6 +22,14 @@ pub trait Storage: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
+    /// Where the zeros at the end of the storage start, searching from `from`: an offset at
+    /// or after `from` past which every byte reads as zero, when the storage knows one without
+    /// reading them (a file's trailing hole, such as the space a writer reserved ahead);
+    /// `None` otherwise.
+    fn zeros_from(&self, from: u64) -> Option<u64> {
+        let _ = from;
+        None
+    }
     /// With `true`, asks the storage to grow in large steps ahead of the writes, filling what
     /// lies past the data with zeros (unused space: kind 0 is never a valid record), as the
     /// recorder does while a session records; with `false`, to write exactly what it is given.
@@ -69,6 +77,40 @@ impl std::fmt::Debug for SyncHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SyncHandle")
     }
+}
+
+/// Where `file`'s trailing hole starts (its last data ends), searching from `from`: every byte
+/// from there to the end reads as zero. Asked of the file system (`lseek` with `SEEK_HOLE` and
+/// `SEEK_DATA`, which report unwritten and not yet allocated data as data), so the zeros are
+/// not read: a hole's pages would each be allocated and zeroed to be looked at. `None` where
+/// the system cannot tell (then the caller reads the bytes).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) fn trailing_hole(file: &File, from: u64) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let mut at = libc::off_t::try_from(from).ok()?;
+    // Each round passes one hole followed by data; the tail of a recording has few.
+    for _ in 0..64 {
+        // SAFETY: lseek on a descriptor `file` owns; it moves only this descriptor's offset,
+        // which nothing here uses (all reads and writes are positional).
+        let hole = unsafe { libc::lseek(fd, at, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return None;
+        }
+        // SAFETY: as above.
+        let data = unsafe { libc::lseek(fd, hole, libc::SEEK_DATA) };
+        if data < 0 {
+            let no_data_after = io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            return no_data_after.then_some(hole as u64);
+        }
+        at = data;
+    }
+    None
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) fn trailing_hole(_file: &File, _from: u64) -> Option<u64> {
+    None
 }
 
 /// A read-only view of a storage's bytes.
@@ -151,6 +193,9 @@ impl Storage for FileStorage {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+    fn zeros_from(&self, from: u64) -> Option<u64> {
+        trailing_hole(&self.file, from)
     }
     /// See [`crate::reserve`]: the file grows in [`RESERVE_STEP`]s ahead of the writes and a
     /// helper thread brings each step into the page cache as one large folio.
@@ -254,6 +299,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn reserve_ahead(&mut self, on: bool) {
         (**self).reserve_ahead(on)
+    }
+    fn zeros_from(&self, from: u64) -> Option<u64> {
+        (**self).zeros_from(from)
     }
     fn read_all(&self) -> io::Result<Vec<u8>> {
         (**self).read_all()

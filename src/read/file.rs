@@ -5,7 +5,7 @@ use super::replay::{Replay, StreamIndex};
 use super::runs::RunTable;
 use super::salvage::discover_salvaged;
 use crate::error::{Error, Result};
-use crate::format::header::{FileHeader, Slots, HEADER_LEN};
+use crate::format::header::{FileHeader, SlotState, Slots, HEADER_LEN};
 use crate::time::Timestamp;
 use memmap2::Mmap;
 use std::fs::File;
@@ -252,8 +252,12 @@ impl RecFile {
         // Under a writer, only the committed bytes are read: past them lie bytes the writer may
         // still cut off (the space it reserves ahead of a session's writes, spec §6), and a
         // page of the map past the file's end would fault.
+        // An interrupted session's file may end in the space its writer reserved ahead (a
+        // hole): it reads as zeros, so it is left out rather than faulted in page by page.
         let used = match Slots::decode(&map) {
             Ok(slots) if live => usize::try_from(slots.current.committed_len).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len()),
+            Ok(slots) if slots.current.state == SlotState::Recording => crate::storage::trailing_hole(&file, slots.current.committed_len)
+                .map_or(map.len(), |z| usize::try_from(z).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len())),
             _ => map.len(),
         };
         let mut f = RecFile::from_backing(Backing::Map(map, used), live)?;

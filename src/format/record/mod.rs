@@ -281,6 +281,31 @@ mod tests {
     use super::*;
     use crate::format::index::IndexEntry;
 
+    /// Against brute force, from every offset of buffers with runs of zeros of every length
+    /// around the 16-byte chunks (and past the end): the first offset whose kind byte is not 0.
+    #[test]
+    fn next_nonzero_kind_finds_the_first_offset_whose_kind_byte_is_not_zero() {
+        let mut seed = 0x1234_5678_u64;
+        for case in 0..300 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 120) as usize;
+            let mut file = vec![0u8; len];
+            // A few nonzero bytes, or none.
+            for k in 0..(seed >> 8) % 4 {
+                if len > 0 {
+                    file[((seed >> (16 + 8 * k)) as usize) % len] = 1 + k as u8;
+                }
+            }
+            for at in 0..len as u64 + 20 {
+                let brute = (at..len as u64).find(|&o| file.get(o as usize + 8).is_some_and(|&b| b != 0)).unwrap_or(len as u64);
+                assert_eq!(next_nonzero_kind(&file, at), brute, "case {case}, from {at}: {file:?}");
+            }
+        }
+        assert_eq!(next_nonzero_kind(&[1u8; 4], u64::MAX), 4);
+    }
+
     #[test]
     fn frame_header_matches_generic_framing() {
         let salt = 0xDEADBEEF;
