@@ -32,8 +32,11 @@ pub const RESERVE_STEP: u64 = 2 << 20;
 pub(crate) struct Reserve {
     /// The end of the bytes written (or the file's length when reserving started).
     written_to: u64,
-    /// The file's length as this storage made it: at least one whole step past `written_to`.
+    /// The file's length as this storage made it: at least one whole step past `written_to`
+    /// (`u64::MAX` once growing failed: nothing more is reserved).
     len: u64,
+    /// Started with the first whole step to bring in (a short session never needs one), and
+    /// stopped whenever the file may shrink.
     helper: Option<Prefill>,
 }
 
@@ -45,7 +48,7 @@ impl Reserve {
             return None;
         }
         let len = file.metadata().ok()?.len();
-        Some(Reserve { written_to: len, len, helper: Prefill::start(file) })
+        Some(Reserve { written_to: len, len, helper: None })
     }
 
     /// Before a write that ends at `end`: grows the file so that at least one whole step lies
@@ -65,12 +68,15 @@ impl Reserve {
         };
         // Only ever grows: `len` is at least every byte written, so nothing is cut.
         if file.set_len(target).is_err() {
-            self.stop();
+            self.helper = None;
             self.len = u64::MAX;
             return;
         }
         let first = self.len.div_ceil(RESERVE_STEP);
         self.len = target;
+        if self.helper.is_none() {
+            self.helper = Prefill::start(file);
+        }
         if let Some(h) = &self.helper {
             for step in first..target / RESERVE_STEP {
                 h.ask(step * RESERVE_STEP);
@@ -78,24 +84,11 @@ impl Reserve {
         }
     }
 
-    /// Stops the helper (waiting for the step it maps), so that the file may shrink.
-    pub fn stop(&mut self) {
-        if let Some(mut h) = self.helper.take() {
-            h.stop();
-        }
-    }
-
-    /// Goes on after the file was set to `len` (the helper restarted).
-    pub fn restart(&mut self, file: &File, len: u64) {
-        self.stop();
+    /// Before the file is set to `len`: stops the helper (waiting for the step it maps), so
+    /// that no page of its map lies past a shortened file; reserving goes on from `len`.
+    pub fn before_set_len(&mut self, len: u64) {
+        self.helper = None;
         (self.written_to, self.len) = (len, len);
-        self.helper = Prefill::start(file);
-    }
-}
-
-impl Drop for Reserve {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -134,16 +127,13 @@ impl Prefill {
             let _ = r.try_send(offset);
         }
     }
-
-    fn stop(&mut self) {
-        self.requests = None;
-        self.thread.join();
-    }
 }
 
 impl Drop for Prefill {
+    /// Closing the requests ends the thread's loop once the step it maps is done.
     fn drop(&mut self) {
-        self.stop();
+        self.requests = None;
+        self.thread.join();
     }
 }
 
@@ -154,7 +144,8 @@ impl Drop for Prefill {
 fn bring_in(file: &File, offset: u64) {
     // SAFETY: a read-only map of [offset, offset + RESERVE_STEP), which lies inside the file:
     // the writer grew the file past it before asking, and the file never shrinks while this
-    // thread runs (`Reserve::stop` joins it first). The map is dropped before returning.
+    // thread runs (`Reserve::before_set_len`, and dropping the reserve, join it first). The
+    // map is dropped before returning.
     let map = match unsafe { memmap2::MmapOptions::new().offset(offset).len(RESERVE_STEP as usize).map(file) } {
         Ok(m) => m,
         Err(_) => return,

@@ -181,15 +181,10 @@ impl Storage for FileStorage {
         Ok(self.file.metadata()?.len())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        // The helper maps the file ahead of the writes: it stops before the file may shrink.
         if let Some(r) = &mut self.reserve {
-            r.stop();
+            r.before_set_len(len);
         }
-        self.file.set_len(len)?;
-        if let Some(r) = &mut self.reserve {
-            r.restart(&self.file, len);
-        }
-        Ok(())
+        self.file.set_len(len)
     }
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
@@ -200,12 +195,8 @@ impl Storage for FileStorage {
     /// See [`crate::reserve`]: the file grows in [`RESERVE_STEP`]s ahead of the writes and a
     /// helper thread brings each step into the page cache as one large folio.
     fn reserve_ahead(&mut self, on: bool) {
-        if let Some(mut r) = self.reserve.take() {
-            r.stop();
-        }
-        if on {
-            self.reserve = Reserve::start(&self.file);
-        }
+        // Dropping a reserve stops its helper.
+        self.reserve = if on { Reserve::start(&self.file) } else { None };
     }
     fn sync_handle(&self) -> Option<SyncHandle> {
         let file = self.file.try_clone().ok()?;
@@ -478,11 +469,11 @@ impl Storage for SimulatedDisk {
         let end = offset.saturating_add(data.len() as u64);
         // As a reserving FileStorage does: grow (with zeros) so that a whole step lies past
         // the write, in an operation of its own.
-        if let Some(len) = g.reserved_to.filter(|&r| end.saturating_add(g.reserve_step) > r) {
+        if g.reserved_to.is_some_and(|r| end.saturating_add(g.reserve_step) > r) {
             let step = g.reserve_step;
             let target = (end.div_ceil(step) + 1) * step;
             g.history.push(DiskOp::SetLen(target));
-            g.live.set_len(target.max(len))?;
+            g.live.set_len(target)?;
             g.reserved_to = Some(target);
         }
         g.history.push(DiskOp::Write { offset, data: data.to_vec() });

@@ -108,11 +108,11 @@ impl Walker<'_> {
     /// begins (damaged framing: search byte by byte).
     fn resync(&self, from: u64, end: u64, salt: u32) -> Option<u64> {
         let mut p = from + 1;
-        while p < end {
-            if self.file.get(p as usize + 8) == Some(&0) {
-                // Zeroed space holds no record start.
-                p = next_nonzero_kind(self.file, p);
-                continue;
+        loop {
+            // Zeroed space holds no record start.
+            p = next_nonzero_kind(self.file, p);
+            if p >= end {
+                return None;
             }
             if plausible_record_at(self.file, p).is_some()
                 && (read_record(self.file, p, Some(salt)).is_ok() || valid_session_start_at(self.file, p))
@@ -121,7 +121,6 @@ impl Walker<'_> {
             }
             p += 1;
         }
-        None
     }
 
     /// Walks every record in `[HEADER_LEN, end)`, session by session.

@@ -254,10 +254,12 @@ impl RecFile {
         // page of the map past the file's end would fault.
         // An interrupted session's file may end in the space its writer reserved ahead (a
         // hole): it reads as zeros, so it is left out rather than faulted in page by page.
+        let within_map = |end: u64| usize::try_from(end).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len());
         let used = match Slots::decode(&map) {
-            Ok(slots) if live => usize::try_from(slots.current.committed_len).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len()),
-            Ok(slots) if slots.current.state == SlotState::Recording => crate::storage::trailing_hole(&file, slots.current.committed_len)
-                .map_or(map.len(), |z| usize::try_from(z).unwrap_or(usize::MAX).max(HEADER_LEN as usize).min(map.len())),
+            Ok(slots) if live => within_map(slots.current.committed_len),
+            Ok(slots) if slots.current.state == SlotState::Recording => {
+                crate::storage::trailing_hole(&file, slots.current.committed_len).map_or(map.len(), within_map)
+            }
             _ => map.len(),
         };
         let mut f = RecFile::from_backing(Backing::Map(map, used), live)?;

@@ -189,11 +189,11 @@ enum Found {
 fn resync(file: &[u8], from: u64, salt: Option<u32>, orphans: bool) -> Option<(u64, Found)> {
     let len = file.len() as u64;
     let mut at = from;
-    while at + RECORD_HEADER_LEN as u64 <= len {
+    loop {
         // Zeroed space (reserved by a writer, or a hole) holds no record start.
-        if file.get(at as usize + 8) == Some(&0) {
-            at = next_nonzero_kind(file, at);
-            continue;
+        at = next_nonzero_kind(file, at);
+        if at + RECORD_HEADER_LEN as u64 > len {
+            break;
         }
         // Records of kinds this version does not know cannot be read anyway: the next known
         // record after one is found instead.

@@ -193,7 +193,10 @@ impl SessionStorage {
     /// queued (a single larger write is still accepted). With `early_syncs` too (a session that
     /// syncs) and a storage that has a [`Storage::sync_handle`], what is written is also synced
     /// every [`super::early_sync::EARLY_SYNC_BYTES`] on a thread of its own.
-    pub fn new(storage: Box<dyn Storage>, background: bool, budget: usize, early_syncs: bool) -> SessionStorage {
+    /// The storage grows in large steps ahead of the session's writes until it is given back
+    /// ([`Storage::reserve_ahead`]; the session cuts the reserve off at its end).
+    pub fn new(mut storage: Box<dyn Storage>, background: bool, budget: usize, early_syncs: bool) -> SessionStorage {
+        storage.reserve_ahead(true);
         if !background {
             return SessionStorage::Direct(storage);
         }
@@ -314,8 +317,15 @@ impl SessionStorage {
         self.wait_for(self.ticket())
     }
 
-    /// Finishes the queued jobs, stops the thread and gives the storage back.
+    /// Finishes the queued jobs, stops the thread and gives the storage back, no longer
+    /// reserving ahead.
     pub fn into_inner(self) -> Box<dyn Storage> {
+        let mut storage = self.into_storage();
+        storage.reserve_ahead(false);
+        storage
+    }
+
+    fn into_storage(self) -> Box<dyn Storage> {
         match self {
             SessionStorage::Direct(s) => s,
             SessionStorage::Behind { worker, .. } => {
@@ -367,6 +377,9 @@ impl Storage for SharedStorage {
     }
     fn sync(&mut self) -> io::Result<()> {
         lock(&self.0.storage).sync()
+    }
+    fn reserve_ahead(&mut self, on: bool) {
+        lock(&self.0.storage).reserve_ahead(on)
     }
     fn view(&self) -> io::Result<View> {
         lock(&self.0.storage).view()

@@ -142,9 +142,6 @@ impl SessionCore {
                 .ok_or_else(|| Error::InvalidArgument("a session is already recording with this recorder; finish it first".into()))?;
             (storage, home.slots, home.last_sync)
         };
-        // The file grows in large steps while the session records, cut back at its end.
-        let mut storage = storage;
-        storage.reserve_ahead(true);
         let background = recorder.options.background_writes && recorder.options.durability != Durability::EveryFrame;
         let early_syncs = recorder.options.durability != Durability::None;
         let mut storage = SessionStorage::new(storage, background, 4 * BACKGROUND_PIECE, early_syncs);
@@ -230,9 +227,7 @@ impl SessionCore {
         if let Err(e) = started {
             // Give the storage back so the recorder stays usable.
             if let Ok(mut home) = w.home.lock() {
-                let mut storage = storage.into_inner();
-                storage.reserve_ahead(false);
-                home.storage = Some(storage);
+                home.storage = Some(storage.into_inner());
             }
             w.failed = Some("failed to start".into());
             return Err(e);
@@ -789,8 +784,7 @@ impl SessionCore {
         }
         if let Some(storage) = self.storage.take() {
             // Waits for the write-behind queue.
-            let mut storage = storage.into_inner();
-            storage.reserve_ahead(false);
+            let storage = storage.into_inner();
             if let Ok(mut home) = self.home.lock() {
                 home.storage = Some(storage);
                 home.slots = self.slots;
