@@ -35,7 +35,7 @@ pub(crate) struct Reserve {
     /// The file's length as this storage made it: at least one whole step past `written_to`
     /// (`u64::MAX` once growing failed: nothing more is reserved).
     len: u64,
-    /// Started with the first whole step to bring in (a short session never needs one), and
+    /// Started when the file first grows (a session that writes nothing spawns no thread), and
     /// stopped whenever the file may shrink.
     helper: Option<Prefill>,
 }

@@ -862,4 +862,28 @@ mod tests {
         assert!(behind.write_buffer(17 << 20, &mut buf).is_err(), "nothing is written after a failure");
         let _ = behind.into_inner();
     }
+
+    /// The session's storage grows in whole steps ahead of its writes while the session holds
+    /// it (directly or behind the writer thread) and, once given back, writes extend the file
+    /// by exactly what they write.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_session_storage_reserves_ahead_until_it_is_given_back() {
+        use crate::reserve::RESERVE_STEP;
+        use crate::storage::FileStorage;
+        for background in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let file =
+                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dir.path().join("s.bin")).unwrap();
+            let mut storage = SessionStorage::new(Box::new(FileStorage::new(file)), background, 1 << 20, false);
+            storage.write_at(0, &[3u8; 5000]).unwrap();
+            storage.drain().unwrap();
+            let reserved = storage.len().unwrap();
+            assert!(reserved >= 5000 + RESERVE_STEP && reserved.is_multiple_of(RESERVE_STEP), "background {background}: {reserved}");
+            let mut back = storage.into_inner();
+            back.set_len(5000).unwrap();
+            back.write_at(5000, b"tail").unwrap();
+            assert_eq!(back.len().unwrap(), 5004, "background {background}: given back, no longer reserving");
+        }
+    }
 }
