@@ -206,7 +206,13 @@ impl SessionWriter {
 
     /// Appends a frame; returns how many frames the stream holds now (like dimos' `save_one`).
     /// Timestamps need not be increasing.
+    #[inline]
     pub fn write(&mut self, stream: StreamId, ts: Timestamp, data: &[u8]) -> Result<u64> {
+        // The state this thread owns, without building the guard enum of `core` (~70 of the
+        // ~560 instructions of a 100-byte frame, callgrind).
+        if let CoreCell::Owned(c) = &mut self.core {
+            return c.write(stream, ts, data);
+        }
         self.core()?.write(stream, ts, data)
     }
 
