@@ -600,7 +600,11 @@ impl Session {
         })?;
         let runs = self.file.run_table(self.index, pos)?;
         let s = &l.streams[pos];
-        Ok(StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts))
+        let mut index = StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts);
+        if s.frames > 0 && s.frames == l.frames {
+            index.record_len = Some(crate::format::record::FRAME_OVERHEAD as u64 + s.payload_bytes / s.frames);
+        }
+        Ok(index)
     }
 
     /// The latest frame at or before `t` of every stream that has one, in stream order: what a

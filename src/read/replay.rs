@@ -25,22 +25,37 @@ pub(crate) struct StreamIndex {
     /// Timestamp of the last entry (for interpolating in the last run).
     pub last_ts: i64,
     pub len: u64,
+    /// The mean length of the stream's frame records, when its frames are all the session's
+    /// frames: a frame is then about `j` such lengths after its interval's first record.
+    pub record_len: Option<u64>,
 }
 
 impl StreamIndex {
     pub fn new(id: u16, name: &str, encoding: &str, runs: RunTable, last_ts: i64) -> Self {
         let len = runs.entries();
-        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, last_ts, len }
+        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, last_ts, len, record_len: None }
     }
 
     /// The same stream over other runs (its frames as found by a scan of the session).
     fn with_runs(&self, runs: Arc<[Run]>, last_ts: i64) -> Self {
-        StreamIndex::new(self.id, &self.name, &self.encoding, RunTable::built(runs), last_ts)
+        StreamIndex { record_len: self.record_len, ..StreamIndex::new(self.id, &self.name, &self.encoding, RunTable::built(runs), last_ts) }
     }
 }
 
 /// A position in a stream's index: run `r`, entry `j` within it. `r == runs.len()` is the end.
 type Cursor = (usize, usize);
+
+/// Where the `j`-th of `count` frames of an interval most likely starts: the interval's records
+/// begin at `start` and its index entries at `entries`. With the frames' mean record length
+/// (a stream alone in its session), `j` of them from the start, which is exact for frames of
+/// one size; otherwise `j / count` of the way, which also counts the Checkpoint's fields before
+/// its entries (hundreds of bytes: several cache lines off).
+fn predict_frame(start: u64, entries: u64, count: u64, j: u64, record_len: Option<u64>) -> u64 {
+    match record_len {
+        Some(len) => start.saturating_add(j.saturating_mul(len)).min(entries),
+        None => start.saturating_add(entries.saturating_sub(start).saturating_mul(j) / count.max(1)),
+    }
+}
 
 /// One or several streams of a session, in timestamp order. All lookups binary-search the
 /// index in place: O(log n), no decoding, no allocation. Cheap to clone.
@@ -275,12 +290,22 @@ impl Replay {
     /// of after it. A plain load, so a wrong guess costs only memory bandwidth.
     #[inline]
     fn touch_predicted_frame(&self, s: &StreamIndex, r: usize, run: &Run, j: usize) {
-        let Some(before) = r.checked_sub(1).and_then(|p| self.run(s, p)) else { return };
-        let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return };
+        let Some(predicted) = self.predicted_frame(s, r, run, j) else { return };
+        let bytes = self.session.file.bytes();
+        std::hint::black_box(bytes.get(predicted as usize).copied());
+        // A record of known length may run into the next cache line: its last byte as well.
+        if let Some(len) = s.record_len {
+            std::hint::black_box(bytes.get(predicted.saturating_add(len.saturating_sub(1)) as usize).copied());
+        }
+    }
+
+    /// Where entry `j` of run `r` most likely points (`None` for a first run or one in memory).
+    #[inline]
+    fn predicted_frame(&self, s: &StreamIndex, r: usize, run: &Run, j: usize) -> Option<u64> {
+        let before = self.run(s, r.checked_sub(1)?)?;
+        let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return None };
         let start = prev.saturating_add(before.count.saturating_mul(16));
-        let count = run.count.max(1);
-        let predicted = start.saturating_add(end.saturating_sub(start).saturating_mul(j as u64) / count);
-        std::hint::black_box(self.session.file.bytes().get(predicted as usize).copied());
+        Some(predict_frame(start, *end, run.count, j as u64, s.record_len))
     }
 
     /// Cursor of the first entry with timestamp > t.
@@ -818,6 +843,80 @@ impl Iterator for SkipDamaged {
                 Ok(f) => return Some(f),
                 Err(e) => self.skipped.push(e),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{RecFile, RecorderOptions, Timestamp};
+
+    /// Writes `frames` frames of `payload` bytes to stream "a" (and, with `other`, one frame of
+    /// stream "b" every tenth) with a checkpoint every 100 frames, and opens it.
+    fn file(dir: &std::path::Path, frames: u64, payload: usize, other: bool) -> RecFile {
+        let path = dir.join(format!("p{payload}{other}.rec"));
+        let mut rec = RecorderOptions::new().checkpoint_every_frames(100).create(&path).unwrap();
+        let mut s = rec.start_session("s").unwrap();
+        let a = s.add_stream("a", "raw").unwrap();
+        let b = s.add_stream("b", "raw").unwrap();
+        for i in 0..frames {
+            s.write(a, Timestamp::from_nanos(i as i64 * 1000), &vec![i as u8; payload]).unwrap();
+            if other && i % 10 == 0 {
+                s.write(b, Timestamp::from_nanos(i as i64 * 1000 + 1), &[1, 2, 3]).unwrap();
+            }
+        }
+        s.finish().unwrap();
+        RecFile::open(&path).unwrap()
+    }
+
+    /// Every entry of every run (the first aside), the prediction against where the entry points.
+    fn predictions(f: &RecFile) -> Vec<(u64, u64, u64, u64)> {
+        let r = f.last_session().unwrap().stream("a").unwrap();
+        let s = &r.streams[0];
+        let bytes = r.session.file.bytes();
+        let mut out = vec![];
+        let mut i = 1;
+        while let Some(run) = s.runs.get(bytes, i) {
+            let entries = r.run_entries(run);
+            for j in 0..entries.len() {
+                let start = match &s.runs.get(bytes, i - 1).unwrap().loc {
+                    super::RunLoc::File(o) => o + s.runs.get(bytes, i - 1).unwrap().count * 16,
+                    super::RunLoc::Owned(_) => unreachable!(),
+                };
+                let end = match &run.loc {
+                    super::RunLoc::File(o) => *o,
+                    super::RunLoc::Owned(_) => unreachable!(),
+                };
+                out.push((r.predicted_frame(s, i, run, j).unwrap(), entries.get(j).offset, start, end));
+            }
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn a_stream_alone_predicts_every_frame_of_one_size_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        for payload in [0, 1, 8, 41, 100, 1000] {
+            let f = file(dir.path(), 2000, payload, false);
+            let p = predictions(&f);
+            assert_eq!(p.len(), 2000 - 100, "payload {payload}");
+            for (k, (predicted, actual, _, _)) in p.into_iter().enumerate() {
+                assert_eq!(predicted, actual, "payload {payload}, entry {k} after the first run");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_among_others_predicts_a_place_inside_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path(), 2000, 8, true);
+        let r = f.last_session().unwrap().stream("a").unwrap();
+        assert_eq!(r.streams[0].record_len, None, "frames of another stream interleave");
+        let p = predictions(&f);
+        assert!(!p.is_empty());
+        for (predicted, actual, start, end) in p {
+            assert!((start..end).contains(&predicted) && (start..end).contains(&actual), "{predicted} {actual} {start}..{end}");
         }
     }
 }
