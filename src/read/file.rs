@@ -1,7 +1,7 @@
 //! The file and its sessions.
 
 use super::layout::{directory_runs, discover, Run, RunLoc, RunSource, SessionLayout, SessionState};
-use super::replay::{Replay, StreamIndex};
+use super::replay::{FramePlace, Replay, StreamIndex};
 use super::runs::RunTable;
 use super::salvage::discover_salvaged;
 use crate::error::{Error, Result};
@@ -601,9 +601,11 @@ impl Session {
         let runs = self.file.run_table(self.index, pos)?;
         let s = &l.streams[pos];
         let mut index = StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts);
-        if s.frames > 0 && s.frames == l.frames {
-            index.record_len = Some(crate::format::record::FRAME_OVERHEAD as u64 + s.payload_bytes / s.frames);
-        }
+        let overhead = crate::format::record::FRAME_OVERHEAD as u64;
+        let session_record_bytes =
+            l.streams.iter().fold(0u64, |sum, t| sum.saturating_add(t.frames.saturating_mul(overhead)).saturating_add(t.payload_bytes));
+        let later_frames = l.streams[pos + 1..].iter().fold(0u64, |sum, t| sum.saturating_add(t.frames));
+        index.place = FramePlace::new(s.frames, s.payload_bytes, session_record_bytes, later_frames);
         Ok(index)
     }
 

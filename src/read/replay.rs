@@ -25,20 +25,49 @@ pub(crate) struct StreamIndex {
     /// Timestamp of the last entry (for interpolating in the last run).
     pub last_ts: i64,
     pub len: u64,
-    /// The mean length of the stream's frame records, when its frames are all the session's
-    /// frames: a frame is then about `j` such lengths after its interval's first record.
-    pub record_len: Option<u64>,
+    /// Where the stream's frames lie among the session's records (for prefetching a frame).
+    pub place: Option<FramePlace>,
+}
+
+/// How a stream's frames are spread over the session's records, from the session's counts.
+/// The interval of a run of `count` entries begins after the previous Checkpoint's entry
+/// blocks: this stream's, then those of the streams after it (about `count` times
+/// `later_q8`); the `j`-th frame of the stream is then about `j` strides on. Exact for a
+/// stream alone in its session with frames of one size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FramePlace {
+    /// Bytes of the session's frame records per frame of this stream, in 1/256 bytes.
+    pub stride_q8: u64,
+    /// Bytes of the later streams' index entries per frame of this stream, in 1/256 bytes.
+    pub later_q8: u64,
+    /// The mean length of this stream's frame records.
+    pub record_len: u64,
+}
+
+impl FramePlace {
+    /// For a stream of `frames` frames holding `payload_bytes`, in a session whose frame records
+    /// take `session_record_bytes` and whose streams after this one hold `later_frames`
+    /// (`None` without frames).
+    pub fn new(frames: u64, payload_bytes: u64, session_record_bytes: u64, later_frames: u64) -> Option<Self> {
+        let overhead = crate::format::record::FRAME_OVERHEAD as u64;
+        let per_frame = |bytes: u128| u64::try_from((bytes * 256).checked_div(u128::from(frames))?).ok();
+        Some(FramePlace {
+            stride_q8: per_frame(u128::from(session_record_bytes))?,
+            later_q8: per_frame(u128::from(later_frames) * ENTRY_LEN as u128)?,
+            record_len: overhead + payload_bytes.checked_div(frames)?,
+        })
+    }
 }
 
 impl StreamIndex {
     pub fn new(id: u16, name: &str, encoding: &str, runs: RunTable, last_ts: i64) -> Self {
         let len = runs.entries();
-        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, last_ts, len, record_len: None }
+        StreamIndex { id, name: name.into(), encoding: encoding.into(), runs, last_ts, len, place: None }
     }
 
     /// The same stream over other runs (its frames as found by a scan of the session).
     fn with_runs(&self, runs: Arc<[Run]>, last_ts: i64) -> Self {
-        StreamIndex { record_len: self.record_len, ..StreamIndex::new(self.id, &self.name, &self.encoding, RunTable::built(runs), last_ts) }
+        StreamIndex { place: self.place, ..StreamIndex::new(self.id, &self.name, &self.encoding, RunTable::built(runs), last_ts) }
     }
 }
 
@@ -46,13 +75,17 @@ impl StreamIndex {
 type Cursor = (usize, usize);
 
 /// Where the `j`-th of `count` frames of an interval most likely starts: the interval's records
-/// begin at `start` and its index entries at `entries`. With the frames' mean record length
-/// (a stream alone in its session), `j` of them from the start, which is exact for frames of
-/// one size; otherwise `j / count` of the way, which also counts the Checkpoint's fields before
-/// its entries (hundreds of bytes: several cache lines off).
-fn predict_frame(start: u64, entries: u64, count: u64, j: u64, record_len: Option<u64>) -> u64 {
-    match record_len {
-        Some(len) => start.saturating_add(j.saturating_mul(len)).min(entries),
+/// begin at `start` and its index entries at `entries`. With the stream's place among the
+/// session's frames, `j` strides from the start (never past the entries); without it `j / count`
+/// of the way, which also counts the Checkpoint's fields before the entries (hundreds of bytes:
+/// several cache lines off).
+fn predict_frame(start: u64, entries: u64, count: u64, j: u64, place: Option<FramePlace>) -> u64 {
+    match place {
+        Some(p) => {
+            let q8 = u128::from(count) * u128::from(p.later_q8) + u128::from(j) * u128::from(p.stride_q8);
+            let ahead = u64::try_from(q8 >> 8).unwrap_or(u64::MAX);
+            start.saturating_add(ahead).min(entries.saturating_sub(1).max(start))
+        }
         None => start.saturating_add(entries.saturating_sub(start).saturating_mul(j) / count.max(1)),
     }
 }
@@ -294,8 +327,8 @@ impl Replay {
         let bytes = self.session.file.bytes();
         std::hint::black_box(bytes.get(predicted as usize).copied());
         // A record of known length may run into the next cache line: its last byte as well.
-        if let Some(len) = s.record_len {
-            std::hint::black_box(bytes.get(predicted.saturating_add(len.saturating_sub(1)) as usize).copied());
+        if let Some(p) = s.place {
+            std::hint::black_box(bytes.get(predicted.saturating_add(p.record_len.saturating_sub(1)) as usize).copied());
         }
     }
 
@@ -305,7 +338,7 @@ impl Replay {
         let before = self.run(s, r.checked_sub(1)?)?;
         let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return None };
         let start = prev.saturating_add(before.count.saturating_mul(16));
-        Some(predict_frame(start, *end, run.count, j as u64, s.record_len))
+        Some(predict_frame(start, *end, run.count, j as u64, s.place))
     }
 
     /// Cursor of the first entry with timestamp > t.
@@ -851,17 +884,18 @@ impl Iterator for SkipDamaged {
 mod tests {
     use crate::{RecFile, RecorderOptions, Timestamp};
 
-    /// Writes `frames` frames of `payload` bytes to stream "a" (and, with `other`, one frame of
-    /// stream "b" every tenth) with a checkpoint every 100 frames, and opens it.
-    fn file(dir: &std::path::Path, frames: u64, payload: usize, other: bool) -> RecFile {
-        let path = dir.join(format!("p{payload}{other}.rec"));
-        let mut rec = RecorderOptions::new().checkpoint_every_frames(100).create(&path).unwrap();
+    /// Writes `frames` frames of `payload` bytes to stream "a" and, with `every`, a frame of
+    /// 3 bytes to stream "b" after every `every`-th, with a checkpoint every `interval` frames,
+    /// and opens it.
+    fn file(dir: &std::path::Path, frames: u64, payload: usize, every: Option<u64>, interval: u64) -> RecFile {
+        let path = dir.join(format!("p{payload}-{every:?}-{interval}.rec"));
+        let mut rec = RecorderOptions::new().checkpoint_every_frames(interval).create(&path).unwrap();
         let mut s = rec.start_session("s").unwrap();
         let a = s.add_stream("a", "raw").unwrap();
         let b = s.add_stream("b", "raw").unwrap();
         for i in 0..frames {
             s.write(a, Timestamp::from_nanos(i as i64 * 1000), &vec![i as u8; payload]).unwrap();
-            if other && i % 10 == 0 {
+            if every.is_some_and(|e| i % e == 0) {
                 s.write(b, Timestamp::from_nanos(i as i64 * 1000 + 1), &[1, 2, 3]).unwrap();
             }
         }
@@ -870,8 +904,8 @@ mod tests {
     }
 
     /// Every entry of every run (the first aside), the prediction against where the entry points.
-    fn predictions(f: &RecFile) -> Vec<(u64, u64, u64, u64)> {
-        let r = f.last_session().unwrap().stream("a").unwrap();
+    fn predictions(f: &RecFile, stream: &str) -> Vec<(u64, u64, u64, u64)> {
+        let r = f.last_session().unwrap().stream(stream).unwrap();
         let s = &r.streams[0];
         let bytes = r.session.file.bytes();
         let mut out = vec![];
@@ -898,8 +932,8 @@ mod tests {
     fn a_stream_alone_predicts_every_frame_of_one_size_exactly() {
         let dir = tempfile::tempdir().unwrap();
         for payload in [0, 1, 8, 41, 100, 1000] {
-            let f = file(dir.path(), 2000, payload, false);
-            let p = predictions(&f);
+            let f = file(dir.path(), 2000, payload, None, 100);
+            let p = predictions(&f, "a");
             assert_eq!(p.len(), 2000 - 100, "payload {payload}");
             for (k, (predicted, actual, _, _)) in p.into_iter().enumerate() {
                 assert_eq!(predicted, actual, "payload {payload}, entry {k} after the first run");
@@ -908,15 +942,47 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_among_others_predicts_a_place_inside_the_interval() {
+    fn a_stream_among_others_evenly_predicts_within_a_record_of_each_frame() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(dir.path(), 2000, 8, true);
-        let r = f.last_session().unwrap().stream("a").unwrap();
-        assert_eq!(r.streams[0].record_len, None, "frames of another stream interleave");
-        let p = predictions(&f);
-        assert!(!p.is_empty());
-        for (predicted, actual, start, end) in p {
-            assert!((start..end).contains(&predicted) && (start..end).contains(&actual), "{predicted} {actual} {start}..{end}");
+        // One frame of the other stream (26 bytes) every ten: at most one more or fewer before
+        // a frame than the stride counts.
+        let f = file(dir.path(), 2000, 8, Some(10), 100);
+        let p = predictions(&f, "a");
+        // The first interval (100 frames of both streams) has no prediction.
+        assert!((1800..2000).contains(&p.len()), "{}", p.len());
+        for (k, (predicted, actual, start, end)) in p.into_iter().enumerate() {
+            assert!((start..end).contains(&predicted) && (start..end).contains(&actual), "entry {k}: {predicted} {actual} {start}..{end}");
+            assert!(predicted.abs_diff(actual) <= 32, "entry {k}: predicted {predicted}, at {actual}");
         }
+        // Two streams taking turns: each frame within a record of where it is predicted, the
+        // later stream's as well as the earlier's (whose interval begins past the later's entries).
+        let f = file(dir.path(), 2000, 8, Some(1), 200);
+        for stream in ["a", "b"] {
+            let p = predictions(&f, stream);
+            assert!((1800..2000).contains(&p.len()), "{stream}: {}", p.len());
+            for (k, (predicted, actual, start, end)) in p.into_iter().enumerate() {
+                assert!((start..end).contains(&predicted), "{stream} entry {k}: {predicted} {actual} {start}..{end}");
+                assert!(predicted.abs_diff(actual) <= 32, "{stream} entry {k}: predicted {predicted}, at {actual}");
+            }
+        }
+    }
+
+    #[test]
+    fn predictions_stay_inside_the_interval() {
+        let place = super::FramePlace::new(10, 80, 1000, 0);
+        assert_eq!(place, Some(super::FramePlace { stride_q8: 25_600, later_q8: 0, record_len: 31 }));
+        assert_eq!(super::FramePlace::new(0, 0, 1000, 0), None);
+        let later = super::FramePlace::new(10, 80, 1000, 5);
+        assert_eq!(later.map(|p| p.later_q8), Some(8 * 256));
+        // 10 entries of this stream, so about 5 of the later stream's (80 bytes) come first.
+        assert_eq!(super::predict_frame(1000, 2000, 10, 0, later), 1080);
+        assert_eq!(super::predict_frame(1000, 2000, 10, 2, later), 1280);
+        // Far past the interval's end (a stride that overestimates): held at its last byte.
+        assert_eq!(super::predict_frame(1000, 2000, 10, 9, place), 1900);
+        assert_eq!(super::predict_frame(1000, 2000, 100, 99, place), 1999);
+        assert_eq!(super::predict_frame(1000, 2000, u64::MAX, u64::MAX, place), 1999);
+        assert_eq!(super::predict_frame(1000, 2000, 10, 5, None), 1500);
+        assert_eq!(super::predict_frame(1000, 1000, 0, 5, None), 1000);
+        assert_eq!(super::predict_frame(1000, 1000, 0, 5, place), 1000);
     }
 }
