@@ -82,7 +82,7 @@ type Cursor = (usize, usize);
 fn predict_frame(start: u64, entries: u64, count: u64, j: u64, place: Option<FramePlace>) -> u64 {
     match place {
         Some(p) => {
-            let q8 = u128::from(count) * u128::from(p.later_q8) + u128::from(j) * u128::from(p.stride_q8);
+            let q8 = (u128::from(count) * u128::from(p.later_q8)).saturating_add(u128::from(j) * u128::from(p.stride_q8));
             let ahead = u64::try_from(q8 >> 8).unwrap_or(u64::MAX);
             start.saturating_add(ahead).min(entries.saturating_sub(1).max(start))
         }
@@ -981,6 +981,11 @@ mod tests {
         assert_eq!(super::predict_frame(1000, 2000, 10, 9, place), 1900);
         assert_eq!(super::predict_frame(1000, 2000, 100, 99, place), 1999);
         assert_eq!(super::predict_frame(1000, 2000, u64::MAX, u64::MAX, place), 1999);
+        // Counts from a damaged file, as large as they come: still inside.
+        let huge = Some(super::FramePlace { stride_q8: u64::MAX, later_q8: u64::MAX, record_len: u64::MAX });
+        assert_eq!(super::predict_frame(1000, 2000, u64::MAX, u64::MAX, huge), 1999);
+        assert_eq!(super::predict_frame(u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX, huge), u64::MAX - 1);
+        assert_eq!(super::FramePlace::new(1, u64::MAX, u64::MAX, u64::MAX), None, "a stride past 2^64");
         assert_eq!(super::predict_frame(1000, 2000, 10, 5, None), 1500);
         assert_eq!(super::predict_frame(1000, 1000, 0, 5, None), 1000);
         assert_eq!(super::predict_frame(1000, 1000, 0, 5, place), 1000);
