@@ -601,11 +601,7 @@ impl Session {
         let runs = self.file.run_table(self.index, pos)?;
         let s = &l.streams[pos];
         let mut index = StreamIndex::new(pos as u16, &s.def.name, &s.def.encoding, runs, s.last_ts);
-        let overhead = crate::format::record::FRAME_OVERHEAD as u64;
-        let session_record_bytes =
-            l.streams.iter().fold(0u64, |sum, t| sum.saturating_add(t.frames.saturating_mul(overhead)).saturating_add(t.payload_bytes));
-        let later_frames = l.streams[pos + 1..].iter().fold(0u64, |sum, t| sum.saturating_add(t.frames));
-        index.place = FramePlace::new(s.frames, s.payload_bytes, session_record_bytes, later_frames);
+        index.place = FramePlace::of_stream(l, pos);
         Ok(index)
     }
 

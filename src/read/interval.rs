@@ -14,7 +14,7 @@ use super::ahead::{Ahead, FromDisk, IntervalsAhead};
 use super::file::FileInner;
 use super::layout::SessionLayout;
 use crate::format::bytes::{le_u32, le_u64};
-use crate::format::record::{read_record_of, Kind, FRAME_OVERHEAD, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS};
+use crate::format::record::{read_record_of, Kind, RECORD_HEADER_LEN, SESSION_INTERVAL_CRCS};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -86,9 +86,8 @@ impl IntervalCheck {
         if s.start.flags & SESSION_INTERVAL_CRCS == 0 {
             return Self::off();
         }
-        let bytes = |st: &super::layout::StreamLayout| st.payload_bytes.saturating_add(st.frames.saturating_mul(FRAME_OVERHEAD as u64));
-        let total: u64 = s.streams.iter().map(bytes).fold(0, u64::saturating_add);
-        let chosen: u64 = selected.filter_map(|i| s.streams.get(i)).map(bytes).fold(0, u64::saturating_add);
+        let total: u64 = s.streams.iter().map(|st| st.record_bytes()).fold(0, u64::saturating_add);
+        let chosen: u64 = selected.filter_map(|i| s.streams.get(i)).map(|st| st.record_bytes()).fold(0, u64::saturating_add);
         if total == 0 || chosen < total / 2 {
             return Self::off();
         }

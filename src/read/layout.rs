@@ -87,6 +87,13 @@ pub(crate) struct StreamLayout {
     pub runs: RunSource,
 }
 
+impl StreamLayout {
+    /// The bytes of the stream's frame records (framing and fields included).
+    pub fn record_bytes(&self) -> u64 {
+        self.payload_bytes.saturating_add(self.frames.saturating_mul(crate::format::record::FRAME_OVERHEAD as u64))
+    }
+}
+
 /// One session as found in the file.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionLayout {

@@ -3,7 +3,7 @@
 use super::file::Session;
 use super::frame::{check_at_boundary, Checked, Frame, FrameRef};
 use super::interval::IntervalCheck;
-use super::layout::{Run, RunLoc};
+use super::layout::{Run, RunLoc, SessionLayout};
 use super::runs::RunTable;
 use crate::error::{Error, Result};
 use crate::format::index::{EntrySlice, IndexEntry, ENTRY_LEN};
@@ -45,6 +45,14 @@ pub(crate) struct FramePlace {
 }
 
 impl FramePlace {
+    /// For stream `pos` of session `l`.
+    pub fn of_stream(l: &SessionLayout, pos: usize) -> Option<Self> {
+        let s = l.streams.get(pos)?;
+        let session_record_bytes = l.streams.iter().map(|t| t.record_bytes()).fold(0, u64::saturating_add);
+        let later_frames = l.streams.get(pos + 1..).unwrap_or_default().iter().map(|t| t.frames).fold(0, u64::saturating_add);
+        Self::new(s.frames, s.payload_bytes, session_record_bytes, later_frames)
+    }
+
     /// For a stream of `frames` frames holding `payload_bytes`, in a session whose frame records
     /// take `session_record_bytes` and whose streams after this one hold `later_frames`
     /// (`None` without frames).
