@@ -62,7 +62,7 @@ impl FramePlace {
         Some(FramePlace {
             stride_q8: per_frame(u128::from(session_record_bytes))?,
             later_q8: per_frame(u128::from(later_frames) * ENTRY_LEN as u128)?,
-            record_len: overhead + payload_bytes.checked_div(frames)?,
+            record_len: overhead.saturating_add(payload_bytes.checked_div(frames)?),
         })
     }
 }
@@ -345,7 +345,7 @@ impl Replay {
     fn predicted_frame(&self, s: &StreamIndex, r: usize, run: &Run, j: usize) -> Option<u64> {
         let before = self.run(s, r.checked_sub(1)?)?;
         let (RunLoc::File(end), RunLoc::File(prev)) = (&run.loc, &before.loc) else { return None };
-        let start = prev.saturating_add(before.count.saturating_mul(16));
+        let start = prev.saturating_add(before.count.saturating_mul(ENTRY_LEN as u64));
         Some(predict_frame(start, *end, run.count, j as u64, s.place))
     }
 
@@ -994,6 +994,8 @@ mod tests {
         assert_eq!(super::predict_frame(1000, 2000, u64::MAX, u64::MAX, huge), 1999);
         assert_eq!(super::predict_frame(u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX, huge), u64::MAX - 1);
         assert_eq!(super::FramePlace::new(1, u64::MAX, u64::MAX, u64::MAX), None, "a stride past 2^64");
+        // A stream table that gives one frame more payload than the session holds (damage).
+        assert_eq!(super::FramePlace::new(1, u64::MAX, 10, 0).map(|p| p.record_len), Some(u64::MAX));
         assert_eq!(super::predict_frame(1000, 2000, 10, 5, None), 1500);
         assert_eq!(super::predict_frame(1000, 1000, 0, 5, None), 1000);
         assert_eq!(super::predict_frame(1000, 1000, 0, 5, place), 1000);

@@ -107,19 +107,14 @@ fn lock_shared<'a>(m: &'a Mutex<SessionCore>, pump: Option<&Pump>) -> Option<Mut
     }
 }
 
-/// [`SessionWriter::core`] for state shared with the sender thread (or being handed to it).
+/// [`SessionWriter::core`] for state shared with the sender thread.
 #[cold]
 #[inline(never)]
-fn locked_core<'a>(cell: &'a mut CoreCell, pump: Option<&Pump>) -> Result<CoreMut<'a>> {
-    match cell {
-        CoreCell::Owned(c) => Ok(CoreMut::Owned(c)),
-        CoreCell::Shared(m) => {
-            lock_shared(m, pump).map(CoreMut::Locked).ok_or_else(|| Error::Closed(forked_session(pump.map_or(0, |p| p.thread.process()))))
-        }
-        CoreCell::Moving => Err(moving()),
-    }
+fn locked_core<'a>(m: &'a Mutex<SessionCore>, pump: Option<&Pump>) -> Result<CoreMut<'a>> {
+    lock_shared(m, pump).map(CoreMut::Locked).ok_or_else(|| Error::Closed(forked_session(pump.map_or(0, |p| p.thread.process()))))
 }
 
+#[cold]
 fn moving() -> Error {
     Error::Closed("the session state is being handed to the sender thread".into())
 }
@@ -146,7 +141,8 @@ impl SessionWriter {
     fn core(&mut self) -> Result<CoreMut<'_>> {
         match &mut self.core {
             CoreCell::Owned(c) => Ok(CoreMut::Owned(c)),
-            cell => locked_core(cell, self.pump.as_ref()),
+            CoreCell::Shared(m) => locked_core(m, self.pump.as_ref()),
+            CoreCell::Moving => Err(moving()),
         }
     }
 
